@@ -1,0 +1,225 @@
+"""Settings: one pydantic-settings class read from the environment and an optional `.env`.
+
+Secrets are `SecretStr` so that `repr()`, logs and `credit-desk config` never show them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///credit-desk.db"
+
+
+class Settings(BaseSettings):
+    """Everything Credit Desk reads from its environment.
+
+    Field names map to upper-case environment variables (`database_url` <- `DATABASE_URL`).
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Storage
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL. Default: an SQLite file in the working directory.",
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="Redis URL. Unset: an in-process fakeredis (embedded defaults)."
+    )
+    auto_migrate: bool | None = Field(
+        None,
+        description="Apply migrations at start-up. Default: on for SQLite, off for PostgreSQL.",
+    )
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-...).")
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Signing secret; verifies requests to /slack/events."
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="App-level token (xapp-...); turns on Socket Mode."
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/",
+        description="Base URL of the Slack Web API (sandboxes and tests point it elsewhere).",
+    )
+
+    # NetSuite
+    netsuite_account_id: str | None = Field(
+        None, description="NetSuite account id, e.g. 1234567 or 1234567_SB1."
+    )
+    netsuite_base_url: str | None = Field(
+        None, description="Override of the account's REST host (the emulator, a proxy)."
+    )
+    netsuite_concurrency_limit: int = Field(
+        5, ge=1, le=100, description="Concurrent NetSuite requests across all processes."
+    )
+
+    # Intake and data protection
+    intake_api_token: SecretStr | None = Field(
+        None, description="Bearer token for POST /api/applications. Unset: the intake API is off."
+    )
+    intake_max_body_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest accepted intake request body."
+    )
+    federal_id_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Fernet key(s) encrypting the Federal ID at rest; comma-separated, newest first, "
+            "to rotate. Unset on SQLite: a key file is made beside the database."
+        ),
+    )
+
+    # Web and processes
+    host: str = Field("127.0.0.1", description="Address `credit-desk serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `credit-desk serve` binds.")
+    web_workers: int | None = Field(
+        None,
+        ge=1,
+        description="gunicorn worker processes. Default: 1 on embedded defaults, else 2.",
+    )
+    web_threads: int = Field(8, ge=1, le=256, description="Threads per gunicorn worker.")
+    embedded_worker: bool | None = Field(
+        None,
+        description="Run a job worker inside `serve`. Default: on when REDIS_URL is unset.",
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        None, description="Directory for multi-process metrics. Default: a temporary directory."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    log_format: Literal["json", "console"] = Field("json")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("netsuite_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str | None) -> str | None:
+        return v.rstrip("/") if v else v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_fakeredis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def embedded(self) -> bool:
+        """Embedded defaults: the in-process Redis stand-in, so one process does everything."""
+        return self.uses_fakeredis
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def run_embedded_worker(self) -> bool:
+        return self.embedded if self.embedded_worker is None else self.embedded_worker
+
+    @property
+    def effective_web_workers(self) -> int:
+        if self.embedded:
+            return 1  # fakeredis lives in one process
+        return self.web_workers or 2
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[-1].split("?", 1)[0]
+        return None if path in ("", ":memory:") else Path(path)
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    enabled: bool
+    why_off: str = ""
+
+
+def features(settings: Settings) -> list[Feature]:
+    """Which features are on, and for want of which setting the others are off."""
+
+    def need(name: str, missing: list[str], extra: str = "") -> Feature:
+        if not missing:
+            return Feature(name, True)
+        return Feature(name, False, f"set {' and '.join(missing)}{extra}")
+
+    slack_missing = [
+        n
+        for n, v in (
+            ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+        )
+        if v is None
+    ]
+    fid_missing: list[str] = []
+    if settings.federal_id_key is None and not settings.is_sqlite:
+        fid_missing = ["FEDERAL_ID_KEY"]
+    intake_missing = ([] if settings.intake_api_token else ["INTAKE_API_TOKEN"]) + fid_missing
+    ns_missing = [] if settings.netsuite_account_id or settings.netsuite_base_url else ["NETSUITE_ACCOUNT_ID"]
+    return [
+        need("Intake API (POST /api/applications)", intake_missing),
+        need("Federal ID encryption", fid_missing),
+        need("Slack events (/slack/events)", slack_missing),
+        need(
+            "Slack Socket Mode",
+            [] if settings.slack_app_token else ["SLACK_APP_TOKEN"],
+            " (HTTP mode is used otherwise)",
+        ),
+        need("NetSuite connector", ns_missing),
+    ]
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in a URL (postgresql://user:***@host/db)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def mask_secret(value: SecretStr | None) -> str:
+    if value is None:
+        return "(unset)"
+    raw = value.get_secret_value()
+    if len(raw) <= 8:
+        return "********"
+    return f"{raw[:4]}…{'*' * 4} ({len(raw)} chars)"
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """(ENV_NAME, effective value with secrets masked, description) for every setting."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            shown = mask_secret(value)
+            if name == "redis_url":
+                shown = mask_url(value.get_secret_value())
+        elif value is None:
+            shown = "(unset)"
+            if name == "redis_url":
+                shown = "(unset: in-process fakeredis)"
+        elif name == "database_url":
+            shown = mask_url(str(value))
+        else:
+            shown = str(value)
+        rows.append((name.upper(), shown, field.description or ""))
+    return rows

@@ -1,0 +1,29 @@
+"""Slack listeners. Each surface has a module with `register(app, container)`; `register_all` wires them.
+
+Handlers parse, authorize, `ack()` within Slack's 3 s and call a service: no business rules, no SQL, no HTTP.
+The listeners themselves arrive with the approvals work; the foundation wires Bolt and its error handling.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from slack_bolt import App
+
+if TYPE_CHECKING:
+    from bot.container import Container
+
+log = structlog.get_logger(__name__)
+
+
+def register_all(app: App, container: Container) -> None:
+    @app.error
+    def _log_errors(error: Exception, body: dict[str, Any]) -> None:
+        # A malformed or unexpected payload must never take a worker down: log it and move on.
+        log.error(
+            "slack.listener_error",
+            error=repr(error),
+            payload_type=body.get("type"),
+            exc_info=error,
+        )

@@ -1,0 +1,69 @@
+"""Credit applications: insert, look up, and move through states with a conditional UPDATE."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from storage.models import CreditApplication
+from storage.types import utcnow
+
+
+class ApplicationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, application: CreditApplication) -> CreditApplication:
+        self.session.add(application)
+        self.session.flush()
+        return application
+
+    def get(self, application_id: int) -> CreditApplication | None:
+        return self.session.get(CreditApplication, application_id)
+
+    def get_by_reference(self, reference: str) -> CreditApplication | None:
+        return self.session.scalar(select(CreditApplication).where(CreditApplication.reference == reference))
+
+    def list_by_status(self, statuses: Iterable[str], limit: int = 100) -> list[CreditApplication]:
+        stmt = (
+            select(CreditApplication)
+            .where(CreditApplication.status.in_(list(statuses)))
+            .order_by(CreditApplication.created_at, CreditApplication.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(stmt))
+
+    def transition(
+        self,
+        application_id: int,
+        *,
+        from_status: str,
+        to_status: str,
+        values: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Move one application from `from_status` to `to_status`, only if it is still there.
+
+        One conditional UPDATE: of two racing callers exactly one sees True, whatever the database.
+        """
+        stmt = (
+            update(CreditApplication)
+            .where(CreditApplication.id == application_id, CreditApplication.status == from_status)
+            .values(
+                status=to_status,
+                version=CreditApplication.version + 1,
+                updated_at=at or utcnow(),
+                **(values or {}),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        moved: bool = self.session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+        if moved:
+            application = self.session.get(CreditApplication, application_id)
+            if application is not None:
+                self.session.refresh(application)
+        return moved
