@@ -1,0 +1,48 @@
+"""Background jobs, run by RQ workers (a `credit-desk worker` process, or a thread inside `serve`).
+
+A job carries only ids; the state it acts on lives in the database (a requested NetSuite write is a durable
+row first, and its job merely points at it). Job functions find their dependencies through
+`current_container()`, which the worker sets once at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+from rq import Queue
+
+from bot.container import Container
+
+QUEUE_NAMES = ("default", "netsuite")
+
+_local = threading.local()
+_process_container: list[Container] = []
+
+
+def bind_container(container: Container, *, thread_only: bool = False) -> None:
+    """Give job functions their dependencies: per process (a worker) or per thread (embedded)."""
+    if thread_only:
+        _local.container = container
+    else:
+        _process_container[:] = [container]
+
+
+def current_container() -> Container:
+    container = getattr(_local, "container", None)
+    if container is not None:
+        return container  # type: ignore[no-any-return]
+    if not _process_container:
+        raise RuntimeError("no container bound: jobs run inside `credit-desk worker` or `serve`")
+    return _process_container[0]
+
+
+def queue(connection: redis.Redis, name: str = "default") -> Queue:
+    return Queue(name, connection=connection)
+
+
+def record_heartbeat(note: str) -> str:
+    """A trivial job: proves the path from enqueue to a worker and back to Redis (readiness, tests)."""
+    container = current_container()
+    container.redis.set("credit-desk:heartbeat", note, ex=3600)
+    return note

@@ -1,0 +1,68 @@
+"""RQ workers: the `credit-desk worker` process, and the in-process worker thread of embedded defaults."""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+from rq import SimpleWorker, Worker
+from rq.timeouts import TimerDeathPenalty
+
+from bot import jobs
+from bot.container import Container
+
+log = structlog.get_logger(__name__)
+
+
+class ThreadWorker(SimpleWorker):
+    """An RQ worker that can live in a thread: no signal handlers, timeouts by timer instead of SIGALRM."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
+def run_worker(container: Container, *, burst: bool = False) -> None:
+    """The `credit-desk worker` main loop (forks a work horse per job, as RQ does by default)."""
+    jobs.bind_container(container)
+    queues = [jobs.queue(container.redis, name) for name in jobs.QUEUE_NAMES]
+    worker = Worker(queues, connection=container.redis)
+    log.info("worker.start", queues=list(jobs.QUEUE_NAMES))
+    worker.work(burst=burst, logging_level=container.settings.log_level)
+
+
+class EmbeddedWorker:
+    """Runs queued jobs in a background thread of this process (embedded defaults: fakeredis)."""
+
+    def __init__(self, container: Container, poll_seconds: float = 0.2) -> None:
+        self.container = container
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="embedded-worker", daemon=True)
+
+    def start(self) -> EmbeddedWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> EmbeddedWorker:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        jobs.bind_container(self.container, thread_only=True)
+        queues = [jobs.queue(self.container.redis, name) for name in jobs.QUEUE_NAMES]
+        worker = ThreadWorker(queues, connection=self.container.redis)
+        log.info("embedded_worker.start", queues=list(jobs.QUEUE_NAMES))
+        while not self._stop.is_set():
+            try:
+                worker.work(burst=True, logging_level="WARNING")
+            except Exception:
+                log.exception("embedded_worker.error")
+            self._stop.wait(self.poll_seconds)
