@@ -115,7 +115,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     from storage.db import make_engine
 
     settings = load_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_dsn)
     try:
         migrate.upgrade(engine, revision)
         console.print(f"Database at revision [bold]{migrate.current_revision(engine)}[/bold].")
@@ -129,7 +129,7 @@ def db_current() -> None:
     from storage import migrate
     from storage.db import make_engine
 
-    engine = make_engine(load_settings().database_url)
+    engine = make_engine(load_settings().database_dsn)
     try:
         current, head = migrate.current_revision(engine), migrate.head_revision()
         state = "at head" if current == head else f"behind (head is {head})"

@@ -78,7 +78,7 @@ def build_slack(settings: Settings) -> tuple[WebClient | None, BoltApp | None]:
 
 
 def build_container(settings: Settings, *, migrate_now: bool | None = None) -> Container:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_dsn)
     if migrate_now if migrate_now is not None else settings.should_auto_migrate:
         migrate.upgrade(engine)
     sessions = make_session_factory(engine)

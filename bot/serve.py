@@ -72,7 +72,7 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
         from storage import migrate
         from storage.db import make_engine
 
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_dsn)
         migrate.upgrade(engine)
         engine.dispose()
     options = {

@@ -27,8 +27,8 @@ class Settings(BaseSettings):
     )
 
     # Storage
-    database_url: str = Field(
-        DEFAULT_DATABASE_URL,
+    database_url: SecretStr = Field(
+        SecretStr(DEFAULT_DATABASE_URL),
         description="SQLAlchemy URL. Default: an SQLite file in the working directory.",
     )
     redis_url: SecretStr | None = Field(
@@ -108,8 +108,13 @@ class Settings(BaseSettings):
         return v.rstrip("/") if v else v
 
     @property
+    def database_dsn(self) -> str:
+        """The database URL itself (it may hold a password: never log it; `describe` masks it)."""
+        return self.database_url.get_secret_value()
+
+    @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return self.database_dsn.startswith("sqlite")
 
     @property
     def uses_fakeredis(self) -> bool:
@@ -138,7 +143,7 @@ class Settings(BaseSettings):
     def sqlite_path(self) -> Path | None:
         if not self.is_sqlite:
             return None
-        path = self.database_url.split(":///", 1)[-1].split("?", 1)[0]
+        path = self.database_dsn.split(":///", 1)[-1].split("?", 1)[0]
         return None if path in ("", ":memory:") else Path(path)
 
 
@@ -191,7 +196,7 @@ def mask_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    netloc = f"{parts.username or ''}:***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -211,14 +216,12 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             shown = mask_secret(value)
-            if name == "redis_url":
+            if name in ("redis_url", "database_url"):
                 shown = mask_url(value.get_secret_value())
         elif value is None:
             shown = "(unset)"
             if name == "redis_url":
                 shown = "(unset: in-process fakeredis)"
-        elif name == "database_url":
-            shown = mask_url(str(value))
         else:
             shown = str(value)
         rows.append((name.upper(), shown, field.description or ""))

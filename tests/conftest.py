@@ -86,9 +86,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
     engine = make_engine(f"sqlite:///{path}")
     migrate.upgrade(engine)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file
     return path
 
 
@@ -150,7 +148,7 @@ def container_factory() -> Iterator[Any]:
     built: list[Container] = []
 
     def build(**overrides: Any) -> Container:
-        c = build_container(make_settings(**overrides), migrate_now=False)
+        c = build_container(make_settings(**overrides))
         built.append(c)
         return c
 
@@ -210,3 +208,28 @@ def valid_application(reference: str = "nuvo-1001", **overrides: Any) -> dict[st
 
 
 AUTH = {"Authorization": f"Bearer {INTAKE_TOKEN}"}
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[Any]:
+    """Make empty, unmigrated PostgreSQL databases on demand; dropped at teardown."""
+    made: list[str] = []
+    try:
+        admin = create_engine(_psycopg_url(PG_URL), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        service_unavailable("PostgreSQL", exc)
+
+    def make() -> str:
+        name = f"credit_desk_fresh_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with admin.connect() as conn:
+        for name in made:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
