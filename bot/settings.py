@@ -94,8 +94,10 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = Field(
         None, description="Directory for multi-process metrics. Default: a temporary directory."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
-    log_format: Literal["json", "console"] = Field("json")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json (one object a line) or console (for people)."
+    )
 
     @field_validator("slack_api_url")
     @classmethod

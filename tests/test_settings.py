@@ -91,3 +91,9 @@ def test_features_follow_settings() -> None:
 def test_mask_url_without_password_is_unchanged() -> None:
     assert mask_url("sqlite:///credit-desk.db") == "sqlite:///credit-desk.db"
     assert mask_url("redis://user:pw@h:1/2") == "redis://user:***@h:1/2"
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"| `{name.upper()}` |" in readme, f"README's configuration table lacks {name.upper()}"
