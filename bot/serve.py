@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from bot.settings import Settings
 
@@ -39,6 +40,19 @@ def _child_exit(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+class JsonGunicornLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's own messages (boot, worker exits) through our JSON log handler, like everything else."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        import logging
+
+        root_handlers = logging.getLogger().handlers
+        for log in (self.error_log, self.access_log):
+            log.handlers[:] = list(root_handlers)
+            log.propagate = False
+
+
 class CreditDeskServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
@@ -49,6 +63,7 @@ class CreditDeskServer(BaseApplication):  # type: ignore[misc]
         for key, value in self.options.items():
             self.cfg.set(key, value)
         self.cfg.set("child_exit", _child_exit)
+        self.cfg.set("logger_class", JsonGunicornLogger)
 
     def load(self) -> Any:
         # Runs in each worker process after the fork: every process builds its own dependencies.
@@ -66,7 +81,10 @@ class CreditDeskServer(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    prepare_metrics_dir(settings)
+    prepare_metrics_dir(settings)  # first: prometheus_client reads the variable when it is imported
+    from bot.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     if settings.should_auto_migrate:
         # Migrate once here, before the workers start, so that they don't queue on the lock.
         from storage import migrate
