@@ -101,6 +101,41 @@ def worker(burst: Annotated[bool, typer.Option(help="Run queued jobs, then exit.
 
 
 @app.command()
+def socket() -> None:
+    """Serve Slack over Socket Mode (no public URL; needs SLACK_APP_TOKEN). Blocks until stopped."""
+    settings = load_settings()
+    if settings.slack_app_token is None:
+        err_console.print(
+            "[red]SLACK_APP_TOKEN is unset:[/red] make an app-level token with connections:write."
+        )
+        raise typer.Exit(2)
+    container = _container(settings)
+    try:
+        if container.bolt is None:
+            err_console.print(
+                "[red]Slack is not configured:[/red] set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN."
+            )
+            raise typer.Exit(2)
+        worker = None
+        if settings.run_embedded_worker:  # fakeredis lives in this process: run the jobs here too
+            from bot.worker import EmbeddedWorker
+
+            worker = EmbeddedWorker(container).start()
+        from bot.slack_app import run_socket_mode
+
+        try:
+            run_socket_mode(container.bolt, settings.slack_app_token.get_secret_value())
+        except ValueError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+        finally:
+            if worker is not None:
+                worker.stop()
+    finally:
+        container.close()
+
+
+@app.command()
 def keygen() -> None:
     """Print a new key for FEDERAL_ID_KEY."""
     from bot.federal_id import generate_key

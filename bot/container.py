@@ -7,6 +7,7 @@ worker and the CLI each call `build_container(settings)` and pass the result dow
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import redis
@@ -17,9 +18,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.applications.service import ApplicationService
+from bot.decisions.policy import ApprovalPolicy, GroupMembers, Role, RoleDirectory
+from bot.decisions.service import DecisionService
 from bot.federal_id import FederalIdCipher, generate_key, load_or_create_key_file
+from bot.notifications import SlackNotifier
 from bot.observability import Metrics
 from bot.settings import Settings
+from bot.slack_app import SlackClients, SlackConfig, build_bolt_app, build_slack_clients
+from bot.slack_directory import SlackGroupMembers
 from storage import migrate
 from storage.db import make_engine, make_session_factory
 from storage.redis import make_redis
@@ -38,6 +44,10 @@ class Container:
     applications: ApplicationService | None
     slack_client: WebClient | None
     bolt: BoltApp | None
+    slack_clients: SlackClients | None = None
+    decisions: DecisionService | None = None
+    roles: RoleDirectory | None = None
+    notifier: SlackNotifier | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -64,17 +74,49 @@ def federal_id_cipher(settings: Settings) -> FederalIdCipher | None:
     return FederalIdCipher([load_or_create_key_file(key_path)])
 
 
-def build_slack(settings: Settings) -> tuple[WebClient | None, BoltApp | None]:
-    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
-        return None, None
-    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
-    app = BoltApp(
-        client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        token_verification_enabled=False,  # no auth.test call at start-up: start even if Slack is down
-        process_before_response=False,
+def slack_config(settings: Settings) -> SlackConfig | None:
+    """The Slack wiring's configuration, or None while Slack is not configured."""
+    if settings.slack_signing_secret is None:
+        return None
+    if settings.slack_bot_token is None and settings.slack_client_id is None:
+        return None
+    return SlackConfig(
+        signing_secret=settings.slack_signing_secret,
+        bot_token=settings.slack_bot_token,
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret,
+        redirect_uri=settings.slack_redirect_uri,
+        listener_threads=settings.slack_listener_threads,
+        token_rotation_minutes=settings.slack_token_rotation_minutes,
     )
-    return client, app
+
+
+def build_slack(
+    settings: Settings, *, engine: Engine, redis_client: redis.Redis
+) -> tuple[WebClient | None, BoltApp | None, SlackClients | None]:
+    """(static-token client, Bolt app, per-team clients); all None while Slack is not configured.
+
+    The static-token client exists only for one workspace; with the install flow, proactive sends
+    take `slack_clients.client_for_team(team_id)`, which rotates that workspace's token first.
+    """
+    config = slack_config(settings)
+    if config is None:
+        return None, None, None
+    clients = build_slack_clients(
+        config, engine=engine, redis=redis_client, client_base_url=settings.slack_api_url
+    )
+    bolt = build_bolt_app(config, engine=engine, redis=redis_client, client_base_url=settings.slack_api_url)
+    single = clients.client_for_team(None) if config.mode == "single_workspace" else None
+    return single, bolt, clients
+
+
+def build_roles(settings: Settings, group_members: GroupMembers | None) -> RoleDirectory:
+    assignments = {
+        Role.ANALYST: settings.id_list(settings.analysts),
+        Role.MANAGER: settings.id_list(settings.managers),
+        Role.ADMIN: settings.id_list(settings.admins),
+    }
+    return RoleDirectory(assignments, group_members) if group_members else RoleDirectory(assignments)
 
 
 def build_container(settings: Settings, *, migrate_now: bool | None = None) -> Container:
@@ -83,17 +125,57 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
         migrate.upgrade(engine)
     sessions = make_session_factory(engine)
     cipher = federal_id_cipher(settings)
-    slack_client, bolt = build_slack(settings)
+    redis_client = make_redis(
+        settings.redis_url.get_secret_value() if settings.redis_url is not None else None
+    )
+    slack_client, bolt, slack_clients = build_slack(settings, engine=engine, redis_client=redis_client)
+    roles = build_roles(settings, SlackGroupMembers(slack_client, redis_client) if slack_client else None)
+    decisions = DecisionService(
+        sessions,
+        ApprovalPolicy(settings.analyst_approval_limit),
+        default_terms=sorted(settings.id_list(settings.default_terms)),
+    )
+
+    def announce_later(application_id: int) -> None:
+        from bot import jobs
+
+        jobs.queue(redis_client).enqueue(
+            jobs.announce_application, application_id, job_id=f"announce-{application_id}"
+        )
+
+    applications = (
+        ApplicationService(sessions, cipher, on_submitted=announce_later if slack_client else None)
+        if cipher is not None
+        else None
+    )
+    notifier = (
+        SlackNotifier(
+            slack_client,
+            sessions,
+            applications,
+            decisions,
+            roles,
+            analysts_channel=settings.analysts_channel,
+            managers_channel=settings.managers_channel,
+            reminder_after=timedelta(minutes=settings.manager_reminder_minutes),
+        )
+        if slack_client is not None and applications is not None
+        else None
+    )
     container = Container(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        redis=make_redis(settings.redis_url.get_secret_value() if settings.redis_url is not None else None),
+        redis=redis_client,
         metrics=Metrics(),
         cipher=cipher,
-        applications=ApplicationService(sessions, cipher) if cipher is not None else None,
+        applications=applications,
         slack_client=slack_client,
         bolt=bolt,
+        slack_clients=slack_clients,
+        decisions=decisions,
+        roles=roles,
+        notifier=notifier,
     )
     if bolt is not None:
         from handlers import register_all

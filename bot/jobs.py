@@ -46,3 +46,17 @@ def record_heartbeat(note: str) -> str:
     container = current_container()
     container.redis.set("credit-desk:heartbeat", note, ex=3600)
     return note
+
+
+def announce_application(application_id: int) -> bool:
+    """Post a new application in the analysts' channel (once, however often this runs)."""
+    notifier = current_container().notifier
+    return notifier.announce(application_id) if notifier is not None else False
+
+
+def tick() -> dict[str, int]:
+    """The periodic pass: announce what was not announced, remind managers about waiting approvals."""
+    notifier = current_container().notifier
+    if notifier is None:
+        return {}
+    return {"announced": notifier.announce_missing(), "reminded": notifier.remind_managers()}

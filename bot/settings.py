@@ -6,11 +6,12 @@ Secrets are `SecretStr` so that `repr()`, logs and `credit-desk config` never sh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///credit-desk.db"
@@ -47,9 +48,48 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(
         None, description="App-level token (xapp-...); turns on Socket Mode."
     )
+    slack_client_id: str | None = Field(
+        None,
+        description=(
+            "OAuth client id; with SLACK_CLIENT_SECRET, workspaces install from /slack/install "
+            "(instead of one workspace with SLACK_BOT_TOKEN)."
+        ),
+    )
+    slack_client_secret: SecretStr | None = Field(None, description="OAuth client secret.")
+    slack_redirect_uri: str | None = Field(
+        None,
+        description="OAuth redirect URL, https://<host>/slack/oauth_redirect (if the app lists several).",
+    )
+    slack_token_rotation_minutes: int = Field(
+        120, ge=1, le=660, description="Refresh rotating Slack tokens this many minutes before they expire."
+    )
     slack_api_url: str = Field(
         "https://slack.com/api/",
         description="Base URL of the Slack Web API (sandboxes and tests point it elsewhere).",
+    )
+
+    # Slack: where things go and who may do what
+    analysts_channel: str | None = Field(
+        None, description="Channel id where new applications are posted for analysts."
+    )
+    managers_channel: str | None = Field(
+        None, description="Channel id where approvals awaiting a manager are posted."
+    )
+    analysts: str = Field(
+        "", description="Analysts: Slack user ids (U...) and user group ids (S...), comma-separated."
+    )
+    managers: str = Field("", description="Managers: Slack user ids and user group ids, comma-separated.")
+    admins: str = Field("", description="Admins: Slack user ids and user group ids, comma-separated.")
+    analyst_approval_limit: Decimal = Field(
+        Decimal("50000"),
+        ge=0,
+        description="Largest credit limit an analyst approves alone; above it a manager must confirm.",
+    )
+    manager_reminder_minutes: int = Field(
+        240, ge=1, description="Remind managers about an approval waiting longer than this."
+    )
+    slack_listener_threads: int = Field(
+        32, ge=5, le=512, description="Threads running Slack listeners (Bolt's default of 5 is too few)."
     )
 
     # NetSuite
@@ -61,6 +101,39 @@ class Settings(BaseSettings):
     )
     netsuite_concurrency_limit: int = Field(
         5, ge=1, le=100, description="Concurrent NetSuite requests across all processes."
+    )
+    netsuite_auth_mode: Literal["oauth2", "tba"] = Field(
+        "oauth2", description="OAuth 2.0 client credentials (preferred) or Token-Based Authentication."
+    )
+    netsuite_oauth2_client_id: str | None = Field(None, description="OAuth 2.0: the integration's client id.")
+    netsuite_oauth2_certificate_id: str | None = Field(
+        None, description="OAuth 2.0: certificate id from the M2M setup (the JWT `kid`)."
+    )
+    netsuite_oauth2_private_key_pem: SecretStr | None = Field(
+        None, description="OAuth 2.0: PEM private key of that certificate."
+    )
+    netsuite_oauth2_algorithm: Literal["PS256", "ES256"] = Field(
+        "PS256", description="OAuth 2.0: JWT algorithm."
+    )
+    netsuite_tba_consumer_key: str | None = Field(None, description="TBA: consumer key.")
+    netsuite_tba_consumer_secret: SecretStr | None = Field(None, description="TBA: consumer secret.")
+    netsuite_tba_token_id: str | None = Field(None, description="TBA: token id.")
+    netsuite_tba_token_secret: SecretStr | None = Field(None, description="TBA: token secret.")
+    netsuite_read_timeout_seconds: float = Field(60.0, gt=0, le=900, description="NetSuite read timeout.")
+    netsuite_max_attempts: int = Field(7, ge=1, le=20, description="Attempts per NetSuite request.")
+    netsuite_suiteql_timezone: str = Field(
+        "UTC",
+        description="Time zone of SuiteQL TO_CHAR/TO_TIMESTAMP values (the integration user's; unconfirmed).",
+    )
+    mirror_interval_minutes: int = Field(
+        15, ge=0, description="Refresh the customer mirror this often (0: only by `credit-desk ingest`)."
+    )
+    mirror_overlap_minutes: int = Field(
+        60, ge=0, description="Re-read customers modified this long before the last watermark."
+    )
+    default_terms: str = Field(
+        "Due on receipt,Net 15,Net 30,Net 45,Net 60",
+        description="Terms offered when the mirror holds none yet (comma-separated).",
     )
 
     # Intake and data protection
@@ -104,6 +177,24 @@ class Settings(BaseSettings):
     def _slash(cls, v: str) -> str:
         return v if v.endswith("/") else v + "/"
 
+    @field_validator("slack_redirect_uri")
+    @classmethod
+    def _redirect_path(cls, v: str | None) -> str | None:
+        if v is not None and urlsplit(v).path != "/slack/oauth_redirect":
+            raise ValueError("must be an absolute URL ending in /slack/oauth_redirect")
+        return v
+
+    @model_validator(mode="after")
+    def _one_slack_mode(self) -> Settings:
+        if (self.slack_client_id is None) != (self.slack_client_secret is None):
+            raise ValueError("set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET together")
+        if self.slack_bot_token is not None and self.slack_client_id is not None:
+            raise ValueError(
+                "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "(install flow, several workspaces), not both"
+            )
+        return self
+
     @field_validator("netsuite_base_url")
     @classmethod
     def _no_trailing_slash(cls, v: str | None) -> str | None:
@@ -113,6 +204,10 @@ class Settings(BaseSettings):
     def database_dsn(self) -> str:
         """The database URL itself (it may hold a password: never log it; `describe` masks it)."""
         return self.database_url.get_secret_value()
+
+    @staticmethod
+    def id_list(value: str) -> frozenset[str]:
+        return frozenset(v.strip() for v in value.split(",") if v.strip())
 
     @property
     def is_sqlite(self) -> bool:
@@ -167,7 +262,7 @@ def features(settings: Settings) -> list[Feature]:
     slack_missing = [
         n
         for n, v in (
-            ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+            ("SLACK_BOT_TOKEN", settings.slack_bot_token or settings.slack_client_id),
             ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
         )
         if v is None
@@ -181,6 +276,11 @@ def features(settings: Settings) -> list[Feature]:
         need("Intake API (POST /api/applications)", intake_missing),
         need("Federal ID encryption", fid_missing),
         need("Slack events (/slack/events)", slack_missing),
+        need(
+            "Slack install flow (/slack/install, several workspaces)",
+            [] if settings.slack_client_id else ["SLACK_CLIENT_ID and SLACK_CLIENT_SECRET"],
+            " (one workspace with SLACK_BOT_TOKEN otherwise)",
+        ),
         need(
             "Slack Socket Mode",
             [] if settings.slack_app_token else ["SLACK_APP_TOKEN"],

@@ -12,6 +12,7 @@ import structlog
 from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -36,6 +37,8 @@ def create_app(container: Container) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     metrics = container.metrics
     slack_handler = SlackRequestHandler(container.bolt) if container.bolt is not None else None
+    secret = settings.slack_signing_secret
+    slack_verifier = SignatureVerifier(secret.get_secret_value()) if secret is not None else None
 
     @app.before_request
     def _start() -> None:
@@ -112,8 +115,33 @@ def create_app(container: Container) -> Flask:
 
     @app.post("/slack/events")
     def slack_events() -> Any:
-        if slack_handler is None:
-            return _error(503, "slack_not_configured", "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+        if slack_handler is None or slack_verifier is None:
+            return _error(
+                503,
+                "slack_not_configured",
+                "set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID/SECRET)",
+            )
+        # Verify before Bolt parses: a signed-looking body that is not valid JSON would otherwise raise
+        # inside Bolt's request parsing, before its own signature check.
+        if not slack_verifier.is_valid_request(request.get_data(), dict(request.headers)):
+            return _error(401, "invalid_request", "bad or stale Slack signature")
+        try:
+            return slack_handler.handle(request)
+        except ValueError as exc:
+            log.warning("slack.malformed_payload", error=str(exc)[:200])
+            return _error(400, "malformed_payload", "the Slack payload could not be read")
+
+    @app.get("/slack/install")
+    @app.get("/slack/oauth_redirect")
+    def slack_oauth() -> Any:
+        # Bolt's OAuth flow: /slack/install sets the state cookie and redirects to Slack's consent
+        # screen; /slack/oauth_redirect exchanges the code and stores the installation.
+        if slack_handler is None or container.bolt is None or container.bolt.oauth_flow is None:
+            return _error(
+                404,
+                "install_flow_off",
+                "the install flow is off: set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET",
+            )
         return slack_handler.handle(request)
 
     # --- intake API ---------------------------------------------------------------------------

@@ -18,6 +18,13 @@ log = structlog.get_logger(__name__)
 
 
 def register_all(app: App, container: Container) -> None:
+    from handlers import applications, commands, home
+
+    if container.decisions is not None and container.applications is not None:
+        applications.register(app, container)
+        commands.register(app, container)
+        home.register(app, container)
+
     @app.error
     def _log_errors(error: Exception, body: dict[str, Any]) -> None:
         # A malformed or unexpected payload must never take a worker down: log it and move on.

@@ -330,3 +330,24 @@ class MirrorCheckpoint(Base):
     last_key: Mapped[int | None] = mapped_column(BigInteger)
     run_started_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SlackMessage(Base):
+    """A Slack message we posted about an application, so that we can update it and thread under it.
+
+    `ts` is empty while the post is in flight: the row is claimed first, so a retried job never posts twice.
+    """
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (UniqueConstraint("application_id", "purpose"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("credit_applications.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(64))  # application, manager_channel, manager_dm:<user>
+    channel: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32))
+    posted_at: Mapped[datetime | None] = mapped_column()
+    reminded_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

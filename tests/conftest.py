@@ -131,8 +131,14 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         client.close()
 
 
+TEST_FEDERAL_ID_KEY = "z0R8bB4wVxS4xJmQ9p2dIu6kP3yT7nLc1aE5fG8hJ0k="
+
+
 def make_settings(**overrides: Any) -> Settings:
+    """Settings for a test. PostgreSQL gets a fixed Federal ID key (SQLite makes its own key file)."""
     values: dict[str, Any] = {"log_format": "json", "log_level": "INFO"}
+    if str(overrides.get("database_url", "")).startswith("postgresql") and "federal_id_key" not in overrides:
+        values["federal_id_key"] = TEST_FEDERAL_ID_KEY
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

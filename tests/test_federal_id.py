@@ -63,7 +63,7 @@ def test_container_key_choice(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     cipher = federal_id_cipher(make_settings(database_url=f"sqlite:///{db}"))
     assert cipher is not None and (tmp_path / "x.key").exists()
-    assert federal_id_cipher(make_settings(database_url="postgresql://u@h/db")) is None
+    assert federal_id_cipher(make_settings(database_url="postgresql://u@h/db", federal_id_key=None)) is None
     key = generate_key()
     configured = federal_id_cipher(make_settings(database_url="postgresql://u@h/db", federal_id_key=key))
     assert configured is not None

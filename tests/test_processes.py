@@ -131,9 +131,13 @@ def test_worker_command_runs_queued_jobs(tmp_path: Path) -> None:
     job = jobs.queue(redis).enqueue(jobs.record_heartbeat, "from-worker-process")
     env = _env(DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}", REDIS_URL=REDIS_URL)
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "worker", "--burst"], env=env, cwd=tmp_path, capture_output=True,
-        text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "bot", "worker", "--burst"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert job.get_status(refresh=True) == "finished"
     assert redis.get("credit-desk:heartbeat") == b"from-worker-process"

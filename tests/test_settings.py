@@ -59,8 +59,15 @@ def test_secrets_never_shown(monkeypatch: pytest.MonkeyPatch, caplog: pytest.Log
     assert result.exit_code == 0, result.output
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("test").info("settings %s", s)
-    for secret in ("supersecretbot", "abcdef123456", "secretapp", "zyxwvut98765", "x" * 20, "redispassword42",
-                   "dbpassword42"):  # fmt: skip
+    for secret in (
+        "supersecretbot",
+        "abcdef123456",
+        "secretapp",
+        "zyxwvut98765",
+        "x" * 20,
+        "redispassword42",
+        "dbpassword42",
+    ):
         assert secret not in shown
         assert secret not in result.output
         assert secret not in caplog.text

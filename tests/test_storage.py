@@ -115,8 +115,12 @@ def test_transition_is_conditional(sessions) -> None:  # type: ignore[no-untyped
         app_id = ApplicationRepository(s).add(_application()).id
     with transaction(sessions) as s:
         repo = ApplicationRepository(s)
-        assert repo.transition(app_id, from_status="submitted", to_status="approved",
-                               values={"approved_credit_limit": Decimal("25000")})  # fmt: skip
+        assert repo.transition(
+            app_id,
+            from_status="submitted",
+            to_status="approved",
+            values={"approved_credit_limit": Decimal("25000")},
+        )
         # A second attempt from the old state changes nothing.
         assert not repo.transition(app_id, from_status="submitted", to_status="rejected")
     with transaction(sessions) as s:
@@ -142,9 +146,13 @@ def test_racing_transitions_give_exactly_one_winner(sessions) -> None:  # type: 
             moved = ApplicationRepository(s).transition(app_id, from_status="submitted", to_status=target)
             if moved:
                 AuditRepository(s).record(
-                    entity_type="application", entity_id=app_id, action=f"application.{target}",
-                    actor=f"U{i}", before={"status": "submitted"}, after={"status": target},
-                )  # fmt: skip
+                    entity_type="application",
+                    entity_id=app_id,
+                    action=f"application.{target}",
+                    actor=f"U{i}",
+                    before={"status": "submitted"},
+                    after={"status": target},
+                )
         with lock:
             results.append(moved)
 
@@ -166,10 +174,14 @@ def test_audit_event_keeps_before_and_after(sessions) -> None:  # type: ignore[n
     at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     with transaction(sessions) as s:
         AuditRepository(s).record(
-            entity_type="application", entity_id=7, action="application.approved", actor="U123",
-            before={"status": "submitted", "limit": None}, after={"status": "approved", "limit": "5000.00"},
+            entity_type="application",
+            entity_id=7,
+            action="application.approved",
+            actor="U123",
+            before={"status": "submitted", "limit": None},
+            after={"status": "approved", "limit": "5000.00"},
             at=at,
-        )  # fmt: skip
+        )
     with transaction(sessions) as s:
         (event,) = s.scalars(select(AuditEvent)).all()
         assert (event.actor, event.entity_id, event.occurred_at) == ("U123", "7", at)
@@ -181,11 +193,15 @@ def test_mirror_and_sync_tables_round_trip(sessions) -> None:  # type: ignore[no
     with transaction(sessions) as s:
         s.add(
             NsCustomer(
-                internal_id=4242, entity_id="CUST-4242", company_name="Globex", balance=Decimal("-12.50"),
-                credit_limit=None, last_modified=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                internal_id=4242,
+                entity_id="CUST-4242",
+                company_name="Globex",
+                balance=Decimal("-12.50"),
+                credit_limit=None,
+                last_modified=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
                 addresses=[NsCustomerAddress(address_id=1, default_billing=True, city="Springfield")],
             )
-        )  # fmt: skip
+        )
         app_row = ApplicationRepository(s).add(_application())
         from storage.models import NetSuiteLink
 
@@ -194,8 +210,15 @@ def test_mirror_and_sync_tables_round_trip(sessions) -> None:  # type: ignore[no
         )
         s.add(link)
         s.flush()
-        s.add(SyncRequest(idempotency_key="k1", application_id=app_row.id, link_id=link.id,
-                          fields=["terms", "billing_address"], requested_by="U1"))  # fmt: skip
+        s.add(
+            SyncRequest(
+                idempotency_key="k1",
+                application_id=app_row.id,
+                link_id=link.id,
+                fields=["terms", "billing_address"],
+                requested_by="U1",
+            )
+        )
     with transaction(sessions) as s:
         customer = s.get(NsCustomer, 4242)
         assert customer is not None

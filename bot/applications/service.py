@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +30,8 @@ from storage.models import ShippingLocation as ShippingRow
 from storage.repositories.applications import ApplicationRepository
 from storage.repositories.audit import AuditRepository
 from storage.types import utcnow
+
+log = structlog.get_logger(__name__)
 
 
 class ReferenceConflict(Exception):
@@ -55,10 +58,12 @@ class ApplicationService:
         sessions: sessionmaker[Session],
         cipher: FederalIdCipher,
         clock: Callable[[], datetime] = utcnow,
+        on_submitted: Callable[[int], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.cipher = cipher
         self.clock = clock
+        self.on_submitted = on_submitted
 
     def submit(self, data: ApplicationIn, *, source: str, actor: str) -> SubmitResult:
         """Store `data` once per reference. A repeat returns the first; different content is refused.
@@ -66,6 +71,16 @@ class ApplicationService:
         Two identical requests racing each other give one application: the loser of the unique-key race
         reads the winner's row.
         """
+        result = self._store(data, source=source, actor=actor)
+        if result.created and self.on_submitted is not None:
+            try:
+                self.on_submitted(result.application.id)
+            except Exception:
+                # The application is stored; the periodic pass announces whatever was not announced.
+                log.exception("application.on_submitted_failed", application_id=result.application.id)
+        return result
+
+    def _store(self, data: ApplicationIn, *, source: str, actor: str) -> SubmitResult:
         fingerprint = data.fingerprint()
         try:
             with transaction(self.sessions) as session:
@@ -97,6 +112,23 @@ class ApplicationService:
         with transaction(self.sessions) as session:
             row = ApplicationRepository(session).get(application_id)
             return None if row is None else to_out(row)
+
+    def queue(self, status: str, limit: int) -> tuple[list[ApplicationOut], int]:
+        """The oldest `limit` applications in `status`, and how many there are in all."""
+        with transaction(self.sessions) as session:
+            repo = ApplicationRepository(session)
+            rows = repo.list_by_status([status], limit=limit)
+            return [to_out(r) for r in rows], repo.count_by_status(status)
+
+    def find(self, query: str, limit: int = 10) -> list[ApplicationOut]:
+        """`12` or `#12` is an id; anything else a reference or part of a business name."""
+        text = query.strip().removeprefix("#")
+        with transaction(self.sessions) as session:
+            repo = ApplicationRepository(session)
+            if text.isdigit():
+                row = repo.get(int(text))
+                return [to_out(row)] if row is not None else []
+            return [to_out(r) for r in repo.search(text[:200], limit)] if text else []
 
     def reveal_federal_id(self, application_id: int) -> str:
         """The clear Federal ID. Only the NetSuite write needs it; nothing else may show it."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import CreditApplication
@@ -33,6 +33,27 @@ class ApplicationRepository:
             select(CreditApplication)
             .where(CreditApplication.status.in_(list(statuses)))
             .order_by(CreditApplication.created_at, CreditApplication.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(stmt))
+
+    def count_by_status(self, status: str) -> int:
+        stmt = select(func.count()).select_from(CreditApplication).where(CreditApplication.status == status)
+        return int(self.session.scalar(stmt) or 0)
+
+    def search(self, query: str, limit: int = 10) -> list[CreditApplication]:
+        """By reference or by part of the legal name or DBA (case-insensitive), newest first."""
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = (
+            select(CreditApplication)
+            .where(
+                or_(
+                    CreditApplication.reference == query,
+                    CreditApplication.business_legal_name.ilike(pattern, escape="\\"),
+                    CreditApplication.business_dba.ilike(pattern, escape="\\"),
+                )
+            )
+            .order_by(CreditApplication.created_at.desc(), CreditApplication.id.desc())
             .limit(limit)
         )
         return list(self.session.scalars(stmt))

@@ -1,0 +1,195 @@
+"""Outbound Slack: post new applications, reflect decisions, ask and remind managers.
+
+The one place that turns domain events into Slack Web API calls (the services never see Slack). Each post is
+claimed in the database first (`slack_messages`), so a retried job or two workers never post it twice, and
+its channel and ts are kept so that later decisions update the same message and thread under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session, sessionmaker
+
+from blocks.applications import (
+    application_message,
+    application_text,
+    decision_thread_text,
+    manager_request_message,
+    reminder_text,
+)
+from bot.applications.service import ApplicationService
+from bot.decisions.policy import Role, RoleDirectory
+from bot.decisions.service import DecisionOutcome, DecisionService, Outcome
+from storage.db import transaction
+from storage.repositories.slack_messages import SlackMessageRepository
+from storage.types import utcnow
+
+log = structlog.get_logger(__name__)
+
+APPLICATION = "application"
+MANAGER_CHANNEL = "manager_channel"
+STALE_CLAIM = timedelta(minutes=2)
+
+
+def manager_dm(user_id: str) -> str:
+    return f"manager_dm:{user_id}"
+
+
+class SlackNotifier:
+    def __init__(
+        self,
+        client: WebClient,
+        sessions: sessionmaker[Session],
+        applications: ApplicationService,
+        decisions: DecisionService,
+        roles: RoleDirectory,
+        *,
+        analysts_channel: str | None,
+        managers_channel: str | None,
+        reminder_after: timedelta,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.client = client
+        self.sessions = sessions
+        self.applications = applications
+        self.decisions = decisions
+        self.roles = roles
+        self.analysts_channel = analysts_channel
+        self.managers_channel = managers_channel
+        self.reminder_after = reminder_after
+        self.clock = clock
+
+    # --- new applications ---------------------------------------------------------------------
+
+    def announce(self, application_id: int) -> bool:
+        """Post a new application in the analysts' channel, once. True if this call posted it."""
+        if not self.analysts_channel:
+            log.warning(
+                "slack.announce_skipped", reason="ANALYSTS_CHANNEL is not set", application_id=application_id
+            )
+            return False
+        state = self.decisions.get(application_id)
+        return self._post_once(
+            application_id,
+            APPLICATION,
+            self.analysts_channel,
+            blocks=application_message(state.application, state.decisions),
+            text=application_text(state.application),
+        )
+
+    # --- decisions ----------------------------------------------------------------------------
+
+    def publish_decision(self, outcome: DecisionOutcome) -> None:
+        """Update every message about the application, add an audit line to its thread, and ask managers
+        when the approval now needs one."""
+        app = outcome.application
+        with transaction(self.sessions) as session:
+            messages = [
+                (m.purpose, m.channel, m.ts) for m in SlackMessageRepository(session).for_application(app.id)
+            ]
+        for purpose, channel, ts in messages:
+            assert ts is not None
+            if purpose == APPLICATION:
+                blocks = application_message(app, outcome.decisions)
+            else:
+                blocks = manager_request_message(app, outcome.recommendation, outcome.decisions)
+            self._call("chat_update", channel=channel, ts=ts, blocks=blocks, text=application_text(app))
+        if outcome.decision is not None and outcome.outcome != Outcome.ALREADY_DECIDED:
+            thread = next(((c, t) for p, c, t in messages if p == APPLICATION), None)
+            if thread is not None:
+                self._call(
+                    "chat_postMessage",
+                    channel=thread[0],
+                    thread_ts=thread[1],
+                    text=decision_thread_text(outcome.decision, app),
+                )
+        if outcome.outcome == Outcome.AWAITING_MANAGER:
+            self.ask_managers(outcome)
+
+    def ask_managers(self, outcome: DecisionOutcome) -> None:
+        app = outcome.application
+        blocks = manager_request_message(app, outcome.recommendation, outcome.decisions)
+        text = f"Manager approval needed: {application_text(app)}"
+        if self.managers_channel:
+            self._post_once(app.id, MANAGER_CHANNEL, self.managers_channel, blocks=blocks, text=text)
+        recommender = outcome.recommendation.actor if outcome.recommendation else None
+        for manager in sorted(self.roles.user_ids(Role.MANAGER)):
+            if manager == recommender:
+                continue
+            self._post_once(app.id, manager_dm(manager), manager, blocks=blocks, text=text)
+
+    # --- reminders and repair -----------------------------------------------------------------
+
+    def remind_managers(self) -> int:
+        """Remind under each manager request that has waited longer than the set time. Returns how many."""
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            due = [
+                (m.id, m.application_id, m.channel, m.ts, m.reminded_at, m.posted_at)
+                for m in SlackMessageRepository(session).due_reminders(cutoff=now - self.reminder_after)
+            ]
+        sent = 0
+        for message_id, app_id, channel, ts, reminded_at, posted_at in due:
+            with transaction(self.sessions) as session:
+                if not SlackMessageRepository(session).mark_reminded(
+                    message_id, previous=reminded_at, now=now
+                ):
+                    continue
+            app = self.decisions.get(app_id).application
+            waited = int((now - (posted_at or now)).total_seconds() // 60)
+            if self._call("chat_postMessage", channel=channel, thread_ts=ts, text=reminder_text(app, waited)):
+                sent += 1
+        return sent
+
+    def announce_missing(self, *, older_than: timedelta = timedelta(seconds=30)) -> int:
+        """Post applications whose announcement was lost (a job lost with Redis, a Slack outage)."""
+        if not self.analysts_channel:
+            return 0
+        with transaction(self.sessions) as session:
+            ids = SlackMessageRepository(session).unannounced(created_before=self.clock() - older_than)
+        return sum(1 for app_id in ids if self.announce(app_id))
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _post_once(
+        self, application_id: int, purpose: str, channel: str, *, blocks: list[dict[str, Any]], text: str
+    ) -> bool:
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            if not SlackMessageRepository(session).claim(
+                application_id, purpose, channel, now=now, stale_after=STALE_CLAIM
+            ):
+                return False
+        response = self._call("chat_postMessage", channel=channel, blocks=blocks, text=text)
+        with transaction(self.sessions) as session:
+            repo = SlackMessageRepository(session)
+            if response is None:
+                repo.release(application_id, purpose)
+                return False
+            repo.posted(
+                application_id,
+                purpose,
+                channel=str(response.get("channel") or channel),
+                ts=str(response["ts"]),
+                now=self.clock(),
+            )
+        return True
+
+    def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+        try:
+            response = getattr(self.client, method)(**kwargs)
+        except SlackApiError as exc:
+            log.warning(
+                "slack.call_failed",
+                method=method,
+                error=exc.response.get("error") if exc.response is not None else str(exc),
+                status=exc.response.status_code if exc.response is not None else None,
+            )
+            return None
+        return dict(response.data) if isinstance(response.data, dict) else {}
