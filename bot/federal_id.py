@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-EIN_PATTERN = re.compile(r"^\d{2}-\d{7}$")
+EIN_PATTERN = re.compile(r"^[0-9]{2}-[0-9]{7}$")
 
 
 class FederalIdKeyError(RuntimeError):
@@ -25,7 +25,7 @@ class FederalIdKeyError(RuntimeError):
 
 
 def digits(federal_id: str) -> str:
-    return "".join(ch for ch in federal_id if ch.isdigit())
+    return "".join(ch for ch in federal_id if ch in "0123456789")
 
 
 def mask(last4: str) -> str:

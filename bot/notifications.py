@@ -89,7 +89,7 @@ class SlackNotifier:
         """Update every message about the application, add an audit line to its thread, and ask managers
         when the approval now needs one."""
         app = outcome.application
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             messages = [
                 (m.purpose, m.channel, m.ts) for m in SlackMessageRepository(session).for_application(app.id)
             ]
@@ -129,7 +129,7 @@ class SlackNotifier:
     def remind_managers(self) -> int:
         """Remind under each manager request that has waited longer than the set time. Returns how many."""
         now = self.clock()
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             due = [
                 (m.id, m.application_id, m.channel, m.ts, m.reminded_at, m.posted_at)
                 for m in SlackMessageRepository(session).due_reminders(cutoff=now - self.reminder_after)
@@ -151,7 +151,7 @@ class SlackNotifier:
         """Post applications whose announcement was lost (a job lost with Redis, a Slack outage)."""
         if not self.analysts_channel:
             return 0
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             ids = SlackMessageRepository(session).unannounced(created_before=self.clock() - older_than)
         return sum(1 for app_id in ids if self.announce(app_id))
 

@@ -8,20 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from bot.applications.schemas import ApplicationIn, ApplicationOut, FieldError
 
 REF = "#/components/schemas/{model}"
 
 
-def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for model in models:
-        for mode in ("validation", "serialization"):
-            schema = model.model_json_schema(ref_template=REF, mode=mode)
-            out.update(schema.pop("$defs", {}))
-            out.setdefault(model.__name__, schema)
-    return out
+def _schemas(*models: tuple[type[BaseModel], JsonSchemaMode]) -> dict[str, Any]:
+    """Component schemas, each model in the mode it is used in (a request body validates, a response
+    serialises: `MoneyIn.amount` takes a number or a string, `MoneyOut.amount` is a string)."""
+    _, document = models_json_schema(list(models), ref_template=REF)
+    schemas: dict[str, Any] = document.get("$defs", {})
+    return schemas
 
 
 def _error(description: str, ref: str = "Error") -> dict[str, Any]:
@@ -32,7 +31,9 @@ def _error(description: str, ref: str = "Error") -> dict[str, Any]:
 
 
 def openapi_spec(max_body_bytes: int) -> dict[str, Any]:
-    schemas = _schemas(ApplicationIn, ApplicationOut, FieldError)
+    schemas = _schemas(
+        (ApplicationIn, "validation"), (ApplicationOut, "serialization"), (FieldError, "serialization")
+    )
     schemas["Error"] = {
         "type": "object",
         "required": ["error"],

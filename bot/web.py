@@ -176,6 +176,8 @@ def create_app(container: Container) -> Flask:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+        except RecursionError:
+            return _error(400, "malformed_json", "the body is nested too deeply")
         if not isinstance(body, dict):
             return _error(400, "malformed_json", "the body must be a JSON object")
         try:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READONLY_OPTION = "credit_desk_readonly"
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -48,7 +49,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the lock at BEGIN; readers (WAL) neither wait for nor block a writer.
+        readonly = conn.get_execution_options().get(READONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -56,7 +59,20 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with factory() as session, session.begin():
+def transaction(factory: sessionmaker[Session], *, readonly: bool = False) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    `readonly=True` for reads: on SQLite it starts a deferred transaction, so that reads run beside a writer
+    instead of queueing for the write lock (PostgreSQL needs no such help).
+    """
+    with factory(bind=_readonly_bind(factory)) if readonly else factory() as session, session.begin():
         yield session
+
+
+def _readonly_bind(factory: sessionmaker[Session]) -> Engine:
+    engine = factory.kw["bind"]
+    cached = engine.__dict__.get("_credit_desk_readonly")
+    if cached is None:
+        cached = engine.execution_options(**{READONLY_OPTION: True})
+        engine.__dict__["_credit_desk_readonly"] = cached
+    return cached  # type: ignore[no-any-return]

@@ -16,6 +16,7 @@ from typing import Annotated
 import phonenumbers
 import pycountry
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -90,16 +91,27 @@ US_STATES: dict[str, str] = {
     "AP": "Armed Forces Pacific",
 }
 _STATE_BY_NAME = {name.casefold(): code for code, name in US_STATES.items()}
-US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-POSTAL_CODE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 -]{0,8}[A-Za-z0-9])?$")
+US_ZIP = re.compile(r"^[0-9]{5}(-[0-9]{4})?$")
+POSTAL_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,8}[A-Za-z0-9]$", re.ASCII)
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
 MAX_CREDIT_LIMIT = Decimal("1000000000000")  # a trillion: beyond that it is a typo
 MAX_SHIPPING_LOCATIONS = 50
 
-Str20 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
-Str100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Str150 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
-Str200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def _printable(value: str) -> str:
+    """Control characters (NUL above all: PostgreSQL refuses it) have no place in an application."""
+    if CONTROL_CHARS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+_Clean = AfterValidator(_printable)
+Str20 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), _Clean]
+Str100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), _Clean]
+Str150 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150), _Clean]
+Str200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _Clean]
 
 
 class _Strict(BaseModel):
@@ -142,9 +154,9 @@ class Address(_Strict):
     @classmethod
     def _postal_code(cls, v: str, info: ValidationInfo) -> str:
         country = info.data.get("country")
-        if country == "US" and not US_ZIP.match(v):
+        if country == "US" and not US_ZIP.fullmatch(v):
             raise ValueError("must be a US ZIP code: 12345 or 12345-6789")
-        if country != "US" and not POSTAL_CODE.match(v):
+        if country != "US" and not POSTAL_CODE.fullmatch(v):
             raise ValueError("must be 2 to 10 letters, digits, spaces or dashes")
         return v
 
@@ -245,7 +257,7 @@ class ApplicationIn(_Strict):
     @classmethod
     def _reference(cls, v: str) -> str:
         v = v.strip()
-        if not REFERENCE.match(v):
+        if not REFERENCE.fullmatch(v):
             raise ValueError("must be 1 to 100 letters, digits or . _ : / - and start with a letter or digit")
         return v
 
@@ -253,7 +265,7 @@ class ApplicationIn(_Strict):
     @classmethod
     def _ein(cls, v: str) -> str:
         v = v.strip()
-        if not EIN_PATTERN.match(v):
+        if not EIN_PATTERN.fullmatch(v):
             raise ValueError("must be an EIN in the form NN-NNNNNNN")
         if v.startswith("00-") or v.endswith("0000000"):
             raise ValueError("is not a valid EIN")
@@ -275,6 +287,9 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
     out: list[FieldError] = []
     for err in exc.errors(include_url=False):
         loc = [str(p) for p in err["loc"]]
+        if err["type"] == "extra_forbidden" and loc:
+            # Name the unknown key so that it can be found: quoted when it is not a plain name.
+            loc[-1] = loc[-1] if FIELD_NAME.match(loc[-1]) else json.dumps(loc[-1])
         if err["type"] == "missing":
             message = "is required"
         elif err["type"] == "extra_forbidden":

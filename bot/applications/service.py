@@ -102,20 +102,20 @@ class ApplicationService:
                 )
                 return SubmitResult(out, created=True)
         except IntegrityError:
-            with transaction(self.sessions) as session:
+            with transaction(self.sessions, readonly=True) as session:
                 existing = ApplicationRepository(session).get_by_reference(data.reference)
                 if existing is None:
                     raise
                 return SubmitResult(self._repeat(existing, fingerprint), created=False)
 
     def get(self, application_id: int) -> ApplicationOut | None:
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             row = ApplicationRepository(session).get(application_id)
             return None if row is None else to_out(row)
 
     def queue(self, status: str, limit: int) -> tuple[list[ApplicationOut], int]:
         """The oldest `limit` applications in `status`, and how many there are in all."""
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             repo = ApplicationRepository(session)
             rows = repo.list_by_status([status], limit=limit)
             return [to_out(r) for r in rows], repo.count_by_status(status)
@@ -123,7 +123,7 @@ class ApplicationService:
     def find(self, query: str, limit: int = 10) -> list[ApplicationOut]:
         """`12` or `#12` is an id; anything else a reference or part of a business name."""
         text = query.strip().removeprefix("#")
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             repo = ApplicationRepository(session)
             if text.isdigit():
                 row = repo.get(int(text))
@@ -132,7 +132,7 @@ class ApplicationService:
 
     def reveal_federal_id(self, application_id: int) -> str:
         """The clear Federal ID. Only the NetSuite write needs it; nothing else may show it."""
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             row = ApplicationRepository(session).get(application_id)
             if row is None:
                 raise LookupError(f"no application {application_id}")

@@ -135,12 +135,12 @@ class DecisionService:
 
     def available_terms(self) -> list[str]:
         """Terms an approval may set: NetSuite's active terms from the mirror, else the configured list."""
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             names = TermsRepository(session).active_names()
         return names or list(self.default_terms)
 
     def get(self, application_id: int) -> DecisionOutcome:
-        with transaction(self.sessions) as session:
+        with transaction(self.sessions, readonly=True) as session:
             row = self._load(session, application_id)
             return self._outcome(row, None, None)
 
