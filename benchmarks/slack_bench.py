@@ -210,7 +210,7 @@ def main() -> None:
         try:
             with (
                 process(desk_cmd, env, work, desk_port) as desk,
-                process(bare_cmd, bare_env, ROOT, bare_port) as bare,
+                process(bare_cmd, bare_env, work, bare_port) as bare,
             ):
                 app_ids = seed_applications(desk, submits)
                 # Let the worker post every announcement first: measure the handlers, not the backlog.

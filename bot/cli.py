@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot.settings import Settings, describe, features
@@ -34,7 +35,7 @@ def load_settings() -> Settings:
         err_console.print("[red]Configuration error:[/red]")
         for e in exc.errors(include_url=False):
             name = ".".join(str(p) for p in e["loc"]).upper()
-            err_console.print(f"  {name}: {e['msg']}")
+            err_console.print(f"  {name}: {e['msg']}", markup=False)
         raise typer.Exit(2) from exc
 
 
@@ -126,7 +127,7 @@ def socket() -> None:
         try:
             run_socket_mode(container.bolt, settings.slack_app_token.get_secret_value())
         except ValueError as exc:
-            err_console.print(f"[red]{exc}[/red]")
+            err_console.print(f"[red]{escape(str(exc))}[/red]")
             raise typer.Exit(2) from exc
         finally:
             if worker is not None:
@@ -188,7 +189,7 @@ def applications_import(
         chosen = fmt or detect_format(file)
         text = file.read_text(encoding="utf-8-sig")
     except (ValueError, UnicodeDecodeError) as exc:
-        err_console.print(f"[red]{exc}[/red]")
+        err_console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     container = _container(settings)
     if container.applications is None:
@@ -202,11 +203,11 @@ def applications_import(
             counts[outcome.status] += 1
             if outcome.errors:
                 ref = f" ({outcome.reference})" if outcome.reference else ""
-                err_console.print(f"[yellow]line {outcome.line}{ref}: {outcome.status}[/yellow]")
+                err_console.print(f"[yellow]line {outcome.line}{escape(ref)}: {outcome.status}[/yellow]")
                 for message in outcome.errors:
-                    err_console.print(f"    {message}")
+                    err_console.print(f"    {message}", markup=False, highlight=False)
     except ValueError as exc:
-        err_console.print(f"[red]{exc}[/red]")
+        err_console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     finally:
         container.close()

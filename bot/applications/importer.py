@@ -78,6 +78,9 @@ def _read_jsonl(text: str) -> Iterator[RawRecord]:
         except ValueError as exc:
             yield RawRecord(number, None, f"not valid JSON: {exc}")
             continue
+        except RecursionError:
+            yield RawRecord(number, None, "not valid JSON: nested too deeply")
+            continue
         if not isinstance(value, dict):
             yield RawRecord(number, None, "each line must be a JSON object")
             continue
