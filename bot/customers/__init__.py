@@ -1,0 +1,1 @@
+"""Finding customers in the NetSuite mirror."""

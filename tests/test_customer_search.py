@@ -1,0 +1,449 @@
+"""Customer search over the NetSuite mirror, on SQLite (FTS5 trigram) and PostgreSQL (pg_trgm) alike."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.customers import search as search_module
+from bot.customers.normalize import email_domain, normalize_name
+from bot.customers.search import CustomerMatch, CustomerSearch, MatchedOn, clean_query
+from bot.federal_id import FederalIdCipher, generate_key
+from storage import migrate
+from storage.db import make_engine, make_session_factory, transaction
+from storage.models import NsCustomer, NsCustomerAddress
+from storage.repositories.customer_search import (
+    CustomerSearchRepository,
+    fts_all_words_expression,
+    fts_typo_expression,
+)
+from tests.conftest import _empty_pg
+
+CIPHER = FederalIdCipher([generate_key()])
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def add_customer(
+    session: Session,
+    internal_id: int,
+    name: str | None,
+    *,
+    entity_id: str | None = None,
+    tax_number: str | None = None,
+    store_raw_tax: bool = False,
+    email: str | None = None,
+    city: str | None = None,
+    state: str | None = None,
+    sales_rep_id: int | None = None,
+    inactive: bool = False,
+) -> NsCustomer:
+    """One mirrored customer as the mirror writes it: normalised name, domain and tax digest filled in."""
+    customer = NsCustomer(
+        internal_id=internal_id,
+        entity_id=entity_id if entity_id is not None else f"CUST-{internal_id}",
+        company_name=name,
+        name_normalized=normalize_name(name) if name is not None else None,
+        tax_number=tax_number if store_raw_tax else None,
+        tax_number_digest=CIPHER.digest(tax_number) if tax_number else None,
+        email=email,
+        email_domain=email_domain(email) if email else None,
+        sales_rep_id=sales_rep_id,
+        is_inactive=inactive,
+        default_billing_address_id=internal_id * 10 if city else None,
+    )
+    if city:
+        customer.addresses.append(
+            NsCustomerAddress(
+                address_id=internal_id * 10, default_billing=True, line1="1 Main St", city=city, region=state
+            )
+        )
+    session.add(customer)
+    return customer
+
+
+def seed(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        add_customer(
+            s,
+            1001,
+            "Acme Industrial Supply LLC",
+            tax_number="12-3456789",
+            email="ap@acme.example",
+            city="Austin",
+            state="TX",
+            sales_rep_id=7,
+        )
+        add_customer(s, 1002, "Acme Tools Inc.", email="billing@acmetools.example", city="Dallas", state="TX")
+        add_customer(s, 1003, "Zenith Acme Partners", city="Round Rock", state="TX", sales_rep_id=8)
+        add_customer(s, 1004, "Acne Dermatology Group", city="Austin", state="TX", sales_rep_id=8)
+        add_customer(s, 1005, "Harbor Freight Logistics Corp", city="Seattle", state="WA", sales_rep_id=7)
+        add_customer(s, 1006, "Northwind Traders Ltd", entity_id="NW-TRADERS", city="Toronto", state="ON")
+        add_customer(s, 1007, "Globex Corporation", email="ar@globex.example", city="Springfield", state="IL")
+        add_customer(s, 1008, "Acme", city="Boston", state="MA", sales_rep_id=8)
+        add_customer(s, 1009, "Industrial Acme Holdings", city="Austin", state="TX", sales_rep_id=7)
+
+
+def names(matches: list[CustomerMatch]) -> list[str | None]:
+    return [m.company_name for m in matches]
+
+
+# --- normalisation and query building (no database) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("Acme Industrial Supply, L.L.C.", "acme industrial supply"),
+        ("ACME INDUSTRIAL SUPPLY INC.", "acme industrial supply"),
+        ("The Acme Co., Ltd.", "acme"),
+        ("Müller & Söhne GmbH", "muller and sohne"),
+        ("O'Brien   Tools-Direct Corp", "obrien tools direct"),
+        ("Co", "co"),
+        ("Co Ltd", "co ltd"),
+        ("  ", ""),
+    ],
+)
+def test_normalize_name(raw: str, normalized: str) -> None:
+    assert normalize_name(raw) == normalized
+
+
+def test_email_domain() -> None:
+    assert email_domain("AP@Acme.Example") == "acme.example"
+    assert email_domain("@acme.example") == "acme.example"
+    assert email_domain("acme.example") is None
+    assert email_domain("ap@") is None
+
+
+def test_clean_query_drops_control_characters_and_caps_length() -> None:
+    assert clean_query("  acme\x00\tindustrial\n ") == "acme industrial"
+    assert len(clean_query("x" * 10_000)) == search_module.MAX_QUERY_CHARS
+
+
+def test_fts_expressions_quote_words_and_allow_one_typo() -> None:
+    assert fts_all_words_expression(["acme", "industral", "co"]) == '"acme" AND "industral"'
+    assert fts_all_words_expression(["a", "co"]) is None
+    expr = fts_typo_expression(["acme", "industral"])
+    assert expr == '("industral") OR ("acme" AND ("indu" OR "stral"))'
+    assert fts_typo_expression(["widgit"]) == '(("wid" OR "git"))'
+    assert fts_typo_expression(["acne"]) is None  # too short to split: no typo tolerance
+
+
+# --- search on both databases ---------------------------------------------------------------------
+
+
+def test_typo_tolerant_name(sessions: sessionmaker[Session]) -> None:
+    seed(sessions)
+    found = CustomerSearch(sessions).search("Acme Industral")
+    assert found[0].company_name == "Acme Industrial Supply LLC"
+    assert found[0].matched_on is MatchedOn.NAME
+    assert 0 < found[0].score < 0.9  # fuzzy tier
+
+
+def test_legal_suffix_and_case_insensitive(sessions: sessionmaker[Session]) -> None:
+    seed(sessions)
+    found = CustomerSearch(sessions).search("ACME INDUSTRIAL SUPPLY, INC.")
+    assert found[0].internal_id == 1001
+    assert found[0].score == 1.0
+
+
+def test_entity_id(sessions: sessionmaker[Session]) -> None:
+    seed(sessions)
+    search = CustomerSearch(sessions)
+    for q in ("CUST-1005", "cust-1005"):
+        found = search.search(q)
+        assert [(m.internal_id, m.matched_on, m.score) for m in found] == [(1005, MatchedOn.ENTITY_ID, 1.0)]
+    # a non-numbered entity id is found like a name would be, but as the entity id
+    assert search.search("nw-traders")[0].matched_on is MatchedOn.ENTITY_ID
+    # bare digits: the internal id too
+    assert [(m.internal_id, m.matched_on) for m in search.search("1007")] == [(1007, MatchedOn.INTERNAL_ID)]
+
+
+def test_tax_number_by_digest(sessions: sessionmaker[Session]) -> None:
+    seed(sessions)
+    search = CustomerSearch(sessions, digest=CIPHER.digest)
+    for q in ("12-3456789", "123456789", " 12-345 6789 "):
+        found = search.search(q)
+        assert [(m.internal_id, m.matched_on) for m in found] == [(1001, MatchedOn.TAX_NUMBER)], q
+    assert search.search("98-7654321") == []
+    # Without the digest function only a raw tax number could match, and this mirror stores none.
+    assert CustomerSearch(sessions).search("12-3456789") == []
+
+
+def test_tax_number_raw_value(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        add_customer(s, 2001, "Raw Tax Co", tax_number="55-1234567", store_raw_tax=True)
+    found = CustomerSearch(sessions).search("551234567")
+    assert [(m.internal_id, m.matched_on) for m in found] == [(2001, MatchedOn.TAX_NUMBER)]
+
+
+def test_email_domain_search(sessions: sessionmaker[Session]) -> None:
+    seed(sessions)
+    search = CustomerSearch(sessions)
+    for q in ("@acme.example", "someone@ACME.example", "acme.example"):
+        found = search.search(q)
+        assert found[0].internal_id == 1001, q
+        assert found[0].matched_on is MatchedOn.EMAIL_DOMAIN
+    assert search.search("@nowhere.example") == []
+
+
+def test_city(sessions: sessionmaker[Session]) -> None:
+    seed(sessions)
+    found = CustomerSearch(sessions).search("austin")
+    assert {m.internal_id for m in found} == {1001, 1004, 1009}
+    assert all(m.matched_on is MatchedOn.CITY and m.city == "Austin" and m.state == "TX" for m in found)
+
+
+def test_result_carries_display_address_and_status(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        add_customer(s, 3001, "Dormant Widgets LLC", city="Tulsa", state="OK", inactive=True)
+        add_customer(s, 3002, "Addressless Widgets LLC")
+    found = {m.internal_id: m for m in CustomerSearch(sessions).search("widgets")}
+    assert (found[3001].city, found[3001].state, found[3001].is_inactive) == ("Tulsa", "OK", True)
+    assert (found[3002].city, found[3002].state, found[3002].is_inactive) == (None, None, False)
+
+
+@pytest.mark.parametrize("small_book", [True, False])
+def test_sales_rep_filter(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, small_book: bool
+) -> None:
+    seed(sessions)
+    if not small_book:  # SQLite: take the FTS path, filtered by rep, instead of re-ranking the whole book
+        monkeypatch.setattr(search_module, "SQLITE_REP_BOOK_CAP", 0)
+    search = CustomerSearch(sessions)
+    assert {m.internal_id for m in search.search("acme", sales_rep_id=8)} == {1003, 1008}  # not "acne"
+    assert {m.internal_id for m in search.search("acme", sales_rep_id=7)} == {1001, 1009}
+    assert search.search("acme industral", sales_rep_id=7)[0].internal_id == 1001
+    assert search.search("austin", sales_rep_id=7)[0].matched_on is MatchedOn.CITY
+    assert {m.internal_id for m in search.search("austin", sales_rep_id=7)} == {1001, 1009}
+    assert search.search("CUST-1001", sales_rep_id=8) == []
+    assert search.search("acme", sales_rep_id=999) == []
+
+
+def test_ranking_exact_then_prefix_then_fuzzy(sessions: sessionmaker[Session]) -> None:
+    seed(sessions)
+    found = CustomerSearch(sessions).search("acme")
+    assert found[0].internal_id == 1008 and found[0].score == 1.0  # exact
+    prefix = [m.internal_id for m in found if 0.9 <= m.score < 1.0]
+    fuzzy = [m.internal_id for m in found if m.score < 0.9]
+    assert prefix == [1002, 1001]  # "acme tools" is closer to "acme" than "acme industrial supply"
+    assert set(fuzzy) >= {1003, 1009}  # "acme" further into the name
+    assert [m.score for m in found] == sorted((m.score for m in found), reverse=True)
+    assert found.index(next(m for m in found if m.internal_id == 1003)) > found.index(
+        next(m for m in found if m.internal_id == 1001)
+    )
+
+
+def test_limit(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        for i in range(30):
+            add_customer(s, 4000 + i, f"Widget Works {i:02d} LLC")
+    search = CustomerSearch(sessions)
+    everything = search.search("widget works", limit=30)
+    assert len(everything) == 30
+    assert search.search("widget works", limit=5) == everything[:5]
+    for bad in (0, -1, 101):
+        with pytest.raises(ValueError, match="limit"):
+            search.search("widget", limit=bad)
+
+
+ODD_QUERIES = [
+    "",
+    "   \t\n",
+    "x" * 10_000,
+    "acme " * 500,
+    "'; DROP TABLE ns_customers; --",
+    '" OR 1=1 --',
+    "%",
+    "_",
+    "%acme%",
+    "acme*",
+    "NEAR(acme industrial)",
+    "acme AND",
+    "-acme",
+    "^acme",
+    "acme:industrial",
+    "\x00acme",
+    "@",
+    "@@",
+    "a@b",
+    "...",
+    "Inc.",
+    "12-",
+    "9" * 40,
+    "ñandú 株式会社",
+]
+
+
+def test_odd_queries_return_cleanly(sessions: sessionmaker[Session]) -> None:
+    seed(sessions)
+    search = CustomerSearch(sessions, digest=CIPHER.digest)
+    for query in ODD_QUERIES:
+        found = search.search(query)
+        assert isinstance(found, list), query
+        assert all(0.0 <= m.score <= 1.0 for m in found), query
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(NsCustomer)) == 9
+
+
+def test_meta_characters_are_plain_text(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        add_customer(s, 5001, "100% Pure_Oils (West) Inc")
+        add_customer(s, 5002, "1000 Pure Oils West")
+    found = CustomerSearch(sessions).search("100% Pure_Oils (West)")
+    assert found[0].internal_id == 5001 and found[0].score == 1.0
+
+
+def test_fts_and_index_follow_mirror_writes(sessions: sessionmaker[Session]) -> None:
+    search = CustomerSearch(sessions)
+    with transaction(sessions) as s:
+        add_customer(s, 6001, "Quillfeather Paper Mills")
+    assert [m.internal_id for m in search.search("quillfeather")] == [6001]
+
+    with transaction(sessions) as s:
+        s.execute(
+            update(NsCustomer)
+            .where(NsCustomer.internal_id == 6001)
+            .values(
+                company_name="Brightwater Paper Mills",
+                name_normalized=normalize_name("Brightwater Paper Mills"),
+            )
+        )
+    assert search.search("quillfeather") == []
+    assert [m.internal_id for m in search.search("brightwatr")] == [6001]
+
+    with transaction(sessions) as s:  # other columns change without touching the name index
+        s.execute(update(NsCustomer).where(NsCustomer.internal_id == 6001).values(email_domain="bw.example"))
+    assert [m.internal_id for m in search.search("@bw.example")] == [6001]
+    assert [m.internal_id for m in search.search("brightwater paper")] == [6001]
+
+    with transaction(sessions) as s:
+        s.delete(s.get(NsCustomer, 6001))
+    assert search.search("brightwater") == []
+    with transaction(sessions) as s:
+        CustomerSearchRepository(s).fts_integrity_check()
+
+
+def test_fts_rebuild_after_writes_that_bypassed_triggers(
+    database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the FTS table is SQLite's")
+    with transaction(sessions) as s:
+        s.execute(text("DROP TRIGGER ns_customers_fts_insert"))
+        add_customer(s, 7001, "Silent Loader Inc")
+    search = CustomerSearch(sessions)
+    assert search.search("silnt loader") == []  # a typo needs the FTS index, which never heard of it
+    with transaction(sessions) as s:
+        CustomerSearchRepository(s).rebuild_fts()
+    assert [m.internal_id for m in search.search("silnt loader")] == [7001]
+
+
+# --- one contract on both databases -----------------------------------------------------------------
+
+
+@pytest.fixture
+def both_backends(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[dict[str, sessionmaker[Session]]]:
+    sqlite_path = tmp_path / "contract.db"
+    shutil.copy(request.getfixturevalue("sqlite_template"), sqlite_path)
+    pg_url: str = request.getfixturevalue("pg_database")
+    _empty_pg(pg_url)
+    engines = {"sqlite": make_engine(f"sqlite:///{sqlite_path}"), "postgresql": make_engine(pg_url)}
+    yield {name: make_session_factory(engine) for name, engine in engines.items()}
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.mark.services
+def test_same_results_on_both_databases(both_backends: dict[str, sessionmaker[Session]]) -> None:
+    for factory in both_backends.values():
+        seed(factory)
+        with transaction(factory) as s:
+            for i in range(40):
+                add_customer(
+                    s, 8000 + i, f"Widget Works {i:02d} LLC", city="Austin", state="TX", sales_rep_id=9
+                )
+    queries = [
+        "acme",
+        "Acme Industral",
+        "acme tools",
+        "industrial acme",
+        "austin",
+        "@acme.example",
+        "12-3456789",
+        "CUST-1005",
+        "nw-traders",
+        "1007",
+        "harbr freight",
+        "widget works",
+        "widgit",
+        "'; DROP TABLE x; --",
+    ]
+    results: dict[str, list[list[dict[str, object]]]] = {}
+    for backend, factory in both_backends.items():
+        search = CustomerSearch(factory, digest=CIPHER.digest)
+        results[backend] = [[m.model_dump() for m in search.search(q, limit=10)] for q in queries]
+        results[backend] += [[m.model_dump() for m in search.search("widget", limit=10, sales_rep_id=9)]]
+    for q, sqlite_result, pg_result in zip(queries, results["sqlite"], results["postgresql"], strict=False):
+        assert sqlite_result == pg_result, q
+    assert [q for q, found in zip(queries, results["sqlite"], strict=False) if not found] == [
+        "'; DROP TABLE x; --"
+    ]
+
+
+# --- the migration -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    url: str = request.getfixturevalue("fresh_database")()
+    return url
+
+
+def test_migration_builds_index_over_existing_rows_and_downgrades(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0001")
+        factory = make_session_factory(engine)
+        with transaction(factory) as s:
+            add_customer(s, 9001, "Preexisting Pumps Inc")
+        migrate.upgrade(engine, "0002")
+        assert [m.internal_id for m in CustomerSearch(factory).search("preexisting pmps")] == [9001]
+
+        cfg = migrate.alembic_config(engine)
+        with engine.connect() as connection:
+            cfg.attributes["connection"] = connection
+            from alembic import command
+
+            command.downgrade(cfg, "0001")
+        assert migrate.current_revision(engine) == "0001"
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                leftovers = conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE name LIKE 'ns_customers_fts%'")
+                ).all()
+            else:
+                leftovers = conn.execute(
+                    text("SELECT indexname FROM pg_indexes WHERE indexname = 'ix_ns_customers_name_trgm'")
+                ).all()
+        assert leftovers == []
+        with transaction(factory) as s:  # the mirror still writes without the triggers
+            add_customer(s, 9002, "Later Pumps Inc")
+        migrate.upgrade(engine)
+        assert {m.internal_id for m in CustomerSearch(factory).search("pumps")} == {9001, 9002}
+    finally:
+        engine.dispose()
