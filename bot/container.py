@@ -26,6 +26,9 @@ from bot.observability import Metrics
 from bot.settings import Settings
 from bot.slack_app import SlackClients, SlackConfig, build_bolt_app, build_slack_clients
 from bot.slack_directory import SlackGroupMembers
+from bot.sync.service import SyncService
+from netsuite.client import NetSuiteClient
+from netsuite.factory import build_client
 from storage import migrate
 from storage.db import make_engine, make_session_factory
 from storage.redis import make_redis
@@ -45,12 +48,18 @@ class Container:
     slack_client: WebClient | None
     bolt: BoltApp | None
     slack_clients: SlackClients | None = None
+    sync: SyncService | None = None
+    netsuite: NetSuiteClient | None = None
     decisions: DecisionService | None = None
     roles: RoleDirectory | None = None
     notifier: SlackNotifier | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
+        for client in (self.netsuite, self.extras.get("sync_netsuite_client")):
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
         self.engine.dispose()
         self.redis.close()
 
@@ -162,8 +171,20 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
         if slack_client is not None and applications is not None
         else None
     )
+    from bot.sync import SyncOptions
+    from bot.sync import jobs as sync_jobs
+
+    sync_options = SyncOptions.from_settings(settings)
+    sync = SyncService(
+        sessions,
+        sync_options,
+        digest=cipher.digest if cipher is not None else None,
+        enqueue=sync_jobs.make_enqueuer(redis_client, sync_options),
+    )
     container = Container(
         settings=settings,
+        sync=sync,
+        netsuite=build_client(settings, redis_client),
         engine=engine,
         sessions=sessions,
         redis=redis_client,

@@ -131,6 +131,43 @@ class Settings(BaseSettings):
     mirror_overlap_minutes: int = Field(
         60, ge=0, description="Re-read customers modified this long before the last watermark."
     )
+    sync_schedule: str = Field(
+        "instant",
+        description="When a requested sync is written: `instant`, or `daily at HH:MM <IANA zone>`.",
+    )
+    sync_max_attempts: int = Field(5, ge=1, le=50, description="Attempts per sync before it fails.")
+    sync_retry_base_seconds: float = Field(30.0, gt=0, description="First retry delay of a sync (doubles).")
+    sync_retry_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay of a sync.")
+    sync_lease_seconds: float = Field(
+        900.0, gt=0, description="A sync running longer than this belongs to a dead worker and is retried."
+    )
+    sync_reconcile_seconds: float = Field(
+        15.0, gt=0, description="How often workers re-queue due syncs whose jobs were lost."
+    )
+    sync_external_id_prefix: str = Field(
+        "credit-desk-", description="External id of a customer we create: this prefix + our reference."
+    )
+    sync_company_name: Literal["legal", "dba", "legal_dba"] = Field(
+        "legal_dba", description="Company Name from the legal name, the DBA, or `Legal dba DBA`."
+    )
+    netsuite_tax_reg_field: str = Field(
+        "vatRegNumber",
+        description="Where the Federal ID goes: vatRegNumber, taxRegistration (SuiteTax) or a custentity id.",
+    )
+    netsuite_tax_nexus_country: str = Field("US", description="Country of the SuiteTax registration line.")
+    netsuite_subsidiary_id: str | None = Field(
+        None, description="Subsidiary of customers we create (OneWorld)."
+    )
+    netsuite_new_customer_defaults: str = Field(
+        "{}", description="Other values NetSuite requires on a new customer, as a JSON object."
+    )
+    netsuite_contact_role_id: str | None = Field(
+        None, description="Contact role for the statements contact when attached to the customer."
+    )
+    netsuite_record_url_template: str = Field(
+        "https://{account}.app.netsuite.com/app/common/entity/custjob.nl?id={id}",
+        description="Link to a customer record in NetSuite, for Slack messages.",
+    )
     default_terms: str = Field(
         "Due on receipt,Net 15,Net 30,Net 45,Net 60",
         description="Terms offered when the mirror holds none yet (comma-separated).",
@@ -194,6 +231,14 @@ class Settings(BaseSettings):
                 "(install flow, several workspaces), not both"
             )
         return self
+
+    @field_validator("sync_schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        from bot.sync.schedule import SyncSchedule
+
+        SyncSchedule.parse(v)
+        return v
 
     @field_validator("netsuite_base_url")
     @classmethod

@@ -10,6 +10,7 @@ from rq.timeouts import TimerDeathPenalty
 
 from bot import jobs
 from bot.container import Container
+from bot.scheduler import PeriodicTask, periodic_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -29,24 +30,34 @@ def run_worker(container: Container, *, burst: bool = False) -> None:
     queues = [jobs.queue(container.redis, name) for name in jobs.QUEUE_NAMES]
     worker = Worker(queues, connection=container.redis)
     log.info("worker.start", queues=list(jobs.QUEUE_NAMES))
-    worker.work(burst=burst, logging_level=container.settings.log_level)
+    tasks = [] if burst else [t.start() for t in periodic_tasks(container)]
+    try:
+        worker.work(burst=burst, logging_level=container.settings.log_level)
+    finally:
+        for task in tasks:
+            task.stop()
 
 
 class EmbeddedWorker:
     """Runs queued jobs in a background thread of this process (embedded defaults: fakeredis)."""
 
-    def __init__(self, container: Container, poll_seconds: float = 0.2) -> None:
+    def __init__(self, container: Container, poll_seconds: float = 0.2, *, periodic: bool = True) -> None:
         self.container = container
         self.poll_seconds = poll_seconds
+        self.periodic = periodic
+        self._tasks: list[PeriodicTask] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="embedded-worker", daemon=True)
 
     def start(self) -> EmbeddedWorker:
         self._thread.start()
+        self._tasks = [t.start() for t in periodic_tasks(self.container)] if self.periodic else []
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        for task in self._tasks:
+            task.stop()
         self._thread.join(timeout)
 
     def __enter__(self) -> EmbeddedWorker:
