@@ -19,7 +19,10 @@ from blocks.ids import ActionId, CallbackId
 
 def create_app() -> Flask:
     bolt = App(
-        client=WebClient(token="xoxb-bare", base_url=os.environ.get("SLACK_API_URL", "http://127.0.0.1:9/api/")),
+        client=WebClient(
+            token="xoxb-bare",  # noqa: S106 - the mock Slack accepts any xoxb- token
+            base_url=os.environ.get("SLACK_API_URL", "http://127.0.0.1:9/api/"),
+        ),
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         token_verification_enabled=False,
     )

@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -47,8 +46,8 @@ from bot.sandbox.signing import (  # noqa: E402
 )
 from bot.sandbox.slack_api import MockSlackServer, SlackUser  # noqa: E402
 
-SECRET = "bench-signing-secret"
-TOKEN = "bench-intake-token"
+SECRET = "bench-signing-secret"  # noqa: S105 - a loopback benchmark's own secret
+TOKEN = "bench-intake-token"  # noqa: S105
 ANALYST = "U0BENCHAN1"
 FORM = "application/x-www-form-urlencoded"
 
@@ -107,7 +106,9 @@ def requests_for(n: int, app_ids: list[int]) -> list[tuple[str, bytes, str]]:
                 "blocks": [],
             }
             values = {
-                BlockId.TERMS: {ActionId.TERMS: {"type": "static_select", "selected_option": {"value": "Net 30"}}},
+                BlockId.TERMS: {
+                    ActionId.TERMS: {"type": "static_select", "selected_option": {"value": "Net 30"}}
+                },
                 BlockId.CREDIT_LIMIT: {ActionId.CREDIT_LIMIT: {"type": "plain_text_input", "value": "25000"}},
                 BlockId.NOTE: {ActionId.NOTE: {"type": "plain_text_input", "value": None}},
             }
@@ -144,7 +145,7 @@ def fire(base: str, batch: list[tuple[str, bytes, str]], clients: int) -> dict[s
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def seed_applications(base: str, n: int) -> list[int]:
@@ -155,7 +156,12 @@ def seed_applications(base: str, n: int) -> list[int]:
                 "reference": f"bench-{uuid.uuid4().hex[:12]}-{i}",
                 "business_name": f"Bench Supply {i} LLC",
                 "federal_id": "12-3456789",
-                "billing_address": {"line1": "1 Main St", "city": "Austin", "state": "TX", "postal_code": "78701"},
+                "billing_address": {
+                    "line1": "1 Main St",
+                    "city": "Austin",
+                    "state": "TX",
+                    "postal_code": "78701",
+                },
                 "statements_contact": {"name": "Pat", "email": "ap@bench.example"},
                 "requested_terms": "Net 30",
                 "requested_credit_limit": {"amount": "25000", "currency": "USD"},
@@ -168,7 +174,9 @@ def seed_applications(base: str, n: int) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--requests", type=int, default=1200, help="per app, over all rounds")
     parser.add_argument("--clients", type=int, default=20)
@@ -194,17 +202,41 @@ def main() -> None:
         pg_name = None
         if args.backend == "postgresql":
             pg_name = f"credit_desk_bench_{uuid.uuid4().hex[:8]}"
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c",
-                            f'CREATE DATABASE "{pg_name}"'], check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [
+                    "psql",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "test",
+                    "-c",
+                    f'CREATE DATABASE "{pg_name}"',
+                ],
+                check=True,
+                capture_output=True,
+            )
             env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
             env["AUTO_MIGRATE"] = "true"
         submits = args.requests // 3 + 1
         desk_port, bare_port = free_port(), free_port()
         bare_cmd = [
-            sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
-            "--threads", str(args.threads), "--bind", f"127.0.0.1:{bare_port}", "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(args.threads),
+            "--bind",
+            f"127.0.0.1:{bare_port}",
+            "--log-level",
+            "warning",
             "benchmarks.bare_bolt:create_app()",
-        ]  # fmt: skip
+        ]
         desk_cmd = [sys.executable, "-m", "bot", "serve", "--port", str(desk_port)]
         bare_env = {**env, "PYTHONPATH": str(ROOT)}
         try:
@@ -219,7 +251,10 @@ def main() -> None:
                 bare_batch = requests_for(args.requests, app_ids)
                 fire(desk, batch[:30], args.clients)  # warm-up (decides 10 applications)
                 fire(bare, bare_batch[:30], args.clients)
-                results: dict[str, dict[str, list[float]]] = {"credit-desk": defaultdict(list), "bare": defaultdict(list)}
+                results: dict[str, dict[str, list[float]]] = {
+                    "credit-desk": defaultdict(list),
+                    "bare": defaultdict(list),
+                }
                 per_round = (len(batch) - 30) // args.rounds
                 for r in range(args.rounds):
                     chunk = slice(30 + r * per_round, 30 + (r + 1) * per_round)
@@ -231,21 +266,41 @@ def main() -> None:
                             results[name][kind].extend(values)
         finally:
             if pg_name:
-                subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c",
-                                f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'], capture_output=True)  # fmt: skip
+                subprocess.run(
+                    [
+                        "psql",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "test",
+                        "-c",
+                        f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)',
+                    ],
+                    capture_output=True,
+                )
 
-    print(f"/slack/events, {args.clients} concurrent clients, backend {args.backend}, "
-          f"{os.cpu_count()} cores, gunicorn 1 worker x {args.threads} threads")  # fmt: skip
-    print(f"{'kind':8} {'n':>5} {'desk p50':>9} {'desk p99':>9} {'bare p50':>9} {'bare p99':>9} {'p50 ratio':>9}")
+    print(
+        f"/slack/events, {args.clients} concurrent clients, backend {args.backend}, "
+        f"{os.cpu_count()} cores, gunicorn 1 worker x {args.threads} threads"
+    )
+    print(
+        f"{'kind':8} {'n':>5} {'desk p50':>9} {'desk p99':>9} {'bare p50':>9} {'bare p99':>9} "
+        f"{'p50 ratio':>9}"
+    )
     for kind in ("command", "click", "submit", "all"):
         d, b = results["credit-desk"][kind], results["bare"][kind]
         print(
             f"{kind:8} {len(d):>5} {statistics.median(d):>8.1f}ms {pct(d, 99):>8.1f}ms "
-            f"{statistics.median(b):>8.1f}ms {pct(b, 99):>8.1f}ms {statistics.median(d) / statistics.median(b):>9.2f}"
+            f"{statistics.median(b):>8.1f}ms {pct(b, 99):>8.1f}ms "
+            f"{statistics.median(d) / statistics.median(b):>9.2f}"
         )
     d_all, b_all = results["credit-desk"]["all"], results["bare"]["all"]
-    print(f"goal: desk p99 <= 150 ms ({pct(d_all, 99):.1f}), p50 ratio <= 1.5 "
-          f"({statistics.median(d_all) / statistics.median(b_all):.2f})")  # fmt: skip
+    print(
+        f"goal: desk p99 <= 150 ms ({pct(d_all, 99):.1f}), p50 ratio <= 1.5 "
+        f"({statistics.median(d_all) / statistics.median(b_all):.2f})"
+    )
 
 
 if __name__ == "__main__":

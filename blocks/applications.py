@@ -123,6 +123,8 @@ def application_message(app: ApplicationOut, decisions: Sequence[DecisionView] =
             button("Approve", ActionId.APPROVE, ref, style="primary"),
             button("Reject", ActionId.REJECT, ref, style="danger"),
         ]
+    if app.status in ("approved", "rejected"):
+        actions.append(button("Link to NetSuite Record", ActionId.LINK, ref, style="primary"))
     actions.append(button("Details", ActionId.DETAILS, ref))
     return [
         header(f"Credit application: {business_title(app)}"),

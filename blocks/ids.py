@@ -15,6 +15,16 @@ class ActionId(enum.StrEnum):
     CREDIT_LIMIT = "decision.credit_limit"
     NOTE = "decision.note"
     REASON = "decision.reason"
+    LINK = "netsuite.link"
+    LINK_MODE = "netsuite.link_mode"
+    LINK_CUSTOMER = "netsuite.link_customer"
+    LINK_CONFIRM_NEW = "netsuite.link_confirm_new"
+    SYNC_FIELDS = "netsuite.sync_fields"
+    SYNC_WHEN = "netsuite.sync_when"
+    SYNC_RUN_NOW = "netsuite.sync_run_now"
+    SYNC_CANCEL = "netsuite.sync_cancel"
+    SYNC_RETRY = "netsuite.sync_retry"
+    SYNC_REVIEW = "netsuite.sync_review"
 
 
 class BlockId(enum.StrEnum):
@@ -23,9 +33,16 @@ class BlockId(enum.StrEnum):
     CREDIT_LIMIT = "decision.credit_limit"
     NOTE = "decision.note"
     REASON = "decision.reason"
+    LINK_MODE = "netsuite.link_mode"
+    LINK_CUSTOMER = "netsuite.link_customer"
+    LINK_CONFIRM_NEW = "netsuite.link_confirm_new"
+    SYNC_FIELDS = "netsuite.sync_fields"
+    SYNC_WHEN = "netsuite.sync_when"
 
 
 class CallbackId(enum.StrEnum):
     APPROVE = "application.approve_modal"
     REJECT = "application.reject_modal"
     DETAILS = "application.details_modal"
+    LINK = "netsuite.link_modal"
+    PICK = "netsuite.pick_modal"

@@ -47,6 +47,31 @@ class DecisionModalMeta(_Meta):
         return self.a
 
 
+class SyncRef(_Meta):
+    """Which sync request a button is about."""
+
+    s: int = Field(ge=1)
+
+
+class PickMeta(_Meta):
+    """The pick modal: the application and NetSuite's values as the analyst saw them (fingerprints)."""
+
+    a: int = Field(ge=1)
+    seen: dict[str, str]
+
+
+def load_sync_ref(raw: str | None) -> SyncRef:
+    ref = SyncRef.load(raw)
+    assert isinstance(ref, SyncRef)
+    return ref
+
+
+def load_pick(raw: str | None) -> PickMeta:
+    meta = PickMeta.load(raw)
+    assert isinstance(meta, PickMeta)
+    return meta
+
+
 def load_ref(raw: str | None) -> ApplicationRef:
     ref = ApplicationRef.load(raw)
     assert isinstance(ref, ApplicationRef)

@@ -140,6 +140,7 @@ HELP_TEXT = (
     "*Credit Desk commands*\n"
     "• `/credit pending`: applications waiting for an analyst or a manager\n"
     "• `/credit show <id or name>`: one application, with Approve, Reject and Details\n"
+    "• `/credit syncs`: NetSuite syncs that are pending or failed, with Sync now, Cancel and Retry\n"
     "• `/credit help`: this message\n"
     "New applications are posted in the analysts' channel; approvals above the analyst band go to managers."
 )

@@ -18,10 +18,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.applications.service import ApplicationService
+from bot.customers.search import CustomerSearch
+from bot.customers.suggest import CustomerSuggester
 from bot.decisions.policy import ApprovalPolicy, GroupMembers, Role, RoleDirectory
 from bot.decisions.service import DecisionService
 from bot.federal_id import FederalIdCipher, generate_key, load_or_create_key_file
-from bot.notifications import SlackNotifier
+from bot.notifications import SlackNotifier, SlackSyncObserver
 from bot.observability import Metrics
 from bot.settings import Settings
 from bot.slack_app import SlackClients, SlackConfig, build_bolt_app, build_slack_clients
@@ -49,6 +51,8 @@ class Container:
     bolt: BoltApp | None
     slack_clients: SlackClients | None = None
     sync: SyncService | None = None
+    customer_search: CustomerSearch | None = None
+    suggester: CustomerSuggester | None = None
     netsuite: NetSuiteClient | None = None
     decisions: DecisionService | None = None
     roles: RoleDirectory | None = None
@@ -181,9 +185,12 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
         digest=cipher.digest if cipher is not None else None,
         enqueue=sync_jobs.make_enqueuer(redis_client, sync_options),
     )
+    customer_search = CustomerSearch(sessions, digest=cipher.digest if cipher is not None else None)
     container = Container(
         settings=settings,
         sync=sync,
+        customer_search=customer_search,
+        suggester=CustomerSuggester(customer_search, sessions),
         netsuite=build_client(settings, redis_client),
         engine=engine,
         sessions=sessions,
@@ -198,6 +205,8 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
         roles=roles,
         notifier=notifier,
     )
+    if notifier is not None:
+        container.extras["sync_observer"] = SlackSyncObserver(notifier)
     if bolt is not None:
         from handlers import register_all
 

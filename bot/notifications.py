@@ -23,9 +23,11 @@ from blocks.applications import (
     manager_request_message,
     reminder_text,
 )
+from blocks.sync import sync_requested_text, sync_result_blocks
 from bot.applications.service import ApplicationService
 from bot.decisions.policy import Role, RoleDirectory
 from bot.decisions.service import DecisionOutcome, DecisionService, Outcome
+from bot.sync.service import SyncRequestView
 from storage.db import transaction
 from storage.repositories.slack_messages import SlackMessageRepository
 from storage.types import utcnow
@@ -124,6 +126,31 @@ class SlackNotifier:
                 continue
             self._post_once(app.id, manager_dm(manager), manager, blocks=blocks, text=text)
 
+    # --- syncs -----------------------------------------------------------------------------------
+
+    def post_in_thread(
+        self, application_id: int, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> bool:
+        """A message under the application's message in the analysts' channel (if it was posted)."""
+        with transaction(self.sessions, readonly=True) as session:
+            message = SlackMessageRepository(session).get(application_id, APPLICATION)
+            where = (message.channel, message.ts) if message is not None and message.ts else None
+        if where is None:
+            return False
+        kwargs: dict[str, Any] = {"channel": where[0], "thread_ts": where[1], "text": text}
+        if blocks:
+            kwargs["blocks"] = blocks
+        return self._call("chat_postMessage", **kwargs) is not None
+
+    def sync_requested(self, sync: SyncRequestView, *, scheduled: bool) -> None:
+        self.post_in_thread(sync.application_id, sync_requested_text(sync, scheduled))
+
+    def sync_finished(self, sync: SyncRequestView, outcome: str) -> None:
+        text = {"succeeded": "Synced to NetSuite", "conflict": "NetSuite changed meanwhile"}.get(
+            outcome, "The NetSuite sync failed"
+        )
+        self.post_in_thread(sync.application_id, text, sync_result_blocks(sync, outcome))
+
     # --- reminders and repair -----------------------------------------------------------------
 
     def remind_managers(self) -> int:
@@ -192,4 +219,23 @@ class SlackNotifier:
                 status=exc.response.status_code if exc.response is not None else None,
             )
             return None
+        except OSError as exc:  # Slack unreachable (URLError is an OSError); the next pass repairs
+            log.warning("slack.unreachable", method=method, error=str(exc)[:200])
+            return None
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+class SlackSyncObserver:
+    """Tells the application's Slack thread how each sync ended (the sync engine's `SyncObserver`)."""
+
+    def __init__(self, notifier: SlackNotifier) -> None:
+        self.notifier = notifier
+
+    def on_succeeded(self, sync: SyncRequestView) -> None:
+        self.notifier.sync_finished(sync, "succeeded")
+
+    def on_conflict(self, sync: SyncRequestView) -> None:
+        self.notifier.sync_finished(sync, "conflict")
+
+    def on_failed(self, sync: SyncRequestView) -> None:
+        self.notifier.sync_finished(sync, "failed")

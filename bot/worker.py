@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import structlog
 from rq import SimpleWorker, Worker
 from rq.timeouts import TimerDeathPenalty
+from sqlalchemy.orm import configure_mappers
 
 from bot import jobs
 from bot.container import Container
@@ -25,8 +27,18 @@ class ThreadWorker(SimpleWorker):
 
 
 def run_worker(container: Container, *, burst: bool = False) -> None:
-    """The `credit-desk worker` main loop (forks a work horse per job, as RQ does by default)."""
+    """The `credit-desk worker` main loop (forks a work horse per job, as RQ does by default).
+
+    The periodic tasks run in threads of this process while RQ forks, so two things must not
+    cross a fork: pooled database connections (parent and horse would talk over one socket --
+    on PostgreSQL, "prepared statement ... already exists" and worse) and a lock some thread
+    happens to hold (SQLAlchemy configures mappers under a global lock on the first query; a
+    horse forked meanwhile waits for it forever). So mappers are configured before any thread
+    starts, and each horse starts with an empty connection pool of its own.
+    """
     jobs.bind_container(container)
+    configure_mappers()
+    os.register_at_fork(after_in_child=lambda: container.engine.dispose(close=False))
     queues = [jobs.queue(container.redis, name) for name in jobs.QUEUE_NAMES]
     worker = Worker(queues, connection=container.redis)
     log.info("worker.start", queues=list(jobs.QUEUE_NAMES))

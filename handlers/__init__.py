@@ -18,12 +18,14 @@ log = structlog.get_logger(__name__)
 
 
 def register_all(app: App, container: Container) -> None:
-    from handlers import applications, commands, home
+    from handlers import applications, commands, home, netsuite_link
 
     if container.decisions is not None and container.applications is not None:
         applications.register(app, container)
         commands.register(app, container)
         home.register(app, container)
+        if container.sync is not None and container.suggester is not None:
+            netsuite_link.register(app, container)
 
     @app.error
     def _log_errors(error: Exception, body: dict[str, Any]) -> None:

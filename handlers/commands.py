@@ -8,6 +8,7 @@ from slack_bolt import Ack, App
 
 from blocks.applications import application_message, application_text
 from blocks.queue import HELP_TEXT, MAX_ITEMS_MESSAGE, help_message, matches_message, pending_message
+from blocks.sync import syncs_message
 from bot.decisions.policy import Role
 
 if TYPE_CHECKING:
@@ -66,5 +67,13 @@ def register(app: App, container: Container) -> None:
                     blocks=matches_message(rest, found),
                     response_type="ephemeral",
                 )
+            return
+        if verb == "syncs" and container.sync is not None:
+            syncs = container.sync.pending_and_failed(50)
+            ack(
+                text=f"{len(syncs)} pending or failed syncs",
+                blocks=syncs_message(syncs),
+                response_type="ephemeral",
+            )
             return
         ack(text=f"I don't know `/credit {verb}`.\n{HELP_TEXT}", response_type="ephemeral")

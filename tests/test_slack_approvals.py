@@ -120,10 +120,14 @@ def desk(database_url: str, container_factory: Any) -> Iterator[Desk]:
     users = [
         SlackUser(u, name, f"{name.lower()}@credit.example")
         for u, name in [
-            (ANALYST, "Ana"), (ANALYST2, "Ben"), (GROUP_ANALYST, "Gus"),
-            (MANAGER, "Mia"), (MANAGER2, "Max"), (OUTSIDER, "Oli"),
+            (ANALYST, "Ana"),
+            (ANALYST2, "Ben"),
+            (GROUP_ANALYST, "Gus"),
+            (MANAGER, "Mia"),
+            (MANAGER2, "Max"),
+            (OUTSIDER, "Oli"),
         ]
-    ]  # fmt: skip
+    ]
     with MockSlackServer(users=users, usergroups={"S0ANALYSTS": [GROUP_ANALYST]}) as slack:
         container = container_factory(
             database_url=database_url,
@@ -221,7 +225,7 @@ def test_analyst_approves_within_band(desk: Desk) -> None:
     assert (update_call.args["channel"], update_call.args["ts"]) == (channel, ts)
     blocks = blocks_of(update_call)
     check_message(blocks)
-    assert action_ids(blocks) == [ActionId.DETAILS]
+    assert action_ids(blocks) == [ActionId.LINK, ActionId.DETAILS]  # decided: link to NetSuite next
     assert "Approved" in json.dumps(blocks)
     thread = [c for c in desk.slack.wait_for("chat.postMessage", 2) if c.args.get("thread_ts") == ts]
     assert thread and f"<@{ANALYST}> approved" in thread[0].args["text"]
@@ -284,8 +288,11 @@ def test_above_band_needs_a_manager(desk: Desk) -> None:
     manager_post = next(c for c in posts if c.args["channel"] == MANAGER)
     blocks = blocks_of(manager_post)
     check_message(blocks)
-    assert action_ids(blocks) == [ActionId.MANAGER_CONFIRM, ActionId.REJECT.replace("reject", "manager_reject"),
-                                  ActionId.DETAILS]  # fmt: skip
+    assert action_ids(blocks) == [
+        ActionId.MANAGER_CONFIRM,
+        ActionId.REJECT.replace("reject", "manager_reject"),
+        ActionId.DETAILS,
+    ]
     assert "recommends" in json.dumps(blocks) and "75,000.00" in json.dumps(blocks)
     assert desk.status(app_id) == "awaiting_manager"
     # An analyst cannot finish it, and a second analyst's approve is no longer offered.
@@ -468,7 +475,7 @@ def test_app_home_shows_each_role_its_queue(desk: Desk) -> None:
             "channel": "D0HOME0001",
             "event_ts": "1.2",
         }
-        assert desk.signed.event(event).status_code == 200  # fmt: skip
+        assert desk.signed.event(event).status_code == 200
     desk.slack.wait_for("views.publish", 3)
     analyst_home = desk.slack.home_view(ANALYST)
     manager_home = desk.slack.home_view(MANAGER)

@@ -1,0 +1,456 @@
+"""Ingest: bring the customer mirror up to date with NetSuite, incrementally and resumably.
+
+One run, in order:
+
+1. **Lists**: terms and sales reps (small; read whole, written only where they changed) and the
+   currency codes customers refer to.
+2. **Customers** changed since the last run, by SuiteQL keyset paging on
+   ``(lastmodifieddate, id)`` (netsuite.md §2.4): the scan starts ``MIRROR_OVERLAP_MINUTES`` before
+   the stored watermark, with ``>=``, because NetSuite's clock, time zone and whole-second
+   precision make an exact cursor unsafe. A re-read customer whose ``(id, lastmodified)`` the mirror
+   already holds is deduplicated: its address book and contacts are not fetched again, and its
+   row is written only if a value (a balance) differs. Each page of up to 1000 customers is one
+   batch: the customers, the complete address-book and contact sets of the changed ones, and the
+   scan's cursor are committed in one transaction -- a run that dies resumes from the last batch.
+3. **Deletions** from ``deletedrecord``, keyset-paged the same way with their own watermark.
+4. A **full** run (``--full``, or the very first run) re-reads every customer and then removes
+   mirrored customers it did not see, which also repairs deletions ``deletedrecord`` no longer lists.
+
+Memory stays bounded by one page: rows are streamed page by page and written in batches.
+
+Checkpoints (``mirror_checkpoints``): ``customers`` holds the watermark of the last finished run;
+``customers:run`` or ``customers:full-run`` exist only while a run is in progress, holding its
+cursor and start time -- whichever exists when a run starts is resumed, whatever was asked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.customers.normalize import email_domain, normalize_name
+from netsuite import mapping, queries
+from netsuite.client import NetSuiteClient
+from netsuite.errors import ProtocolError
+from netsuite.factory import build_client
+from netsuite.mapping import Cursor
+from netsuite.suiteql import MAX_PAGE_SIZE, ROW_CAP, format_datetime, run_query
+from storage.db import transaction
+from storage.repositories import mirror_write as mw
+from storage.types import utcnow
+
+if TYPE_CHECKING:
+    from bot.container import Container
+    from bot.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+DONE_CHECKPOINT = "customers"
+RUN_CHECKPOINT = "customers:run"
+FULL_RUN_CHECKPOINT = "customers:full-run"
+DELETIONS_CHECKPOINT = "customer_deletions"
+
+MAX_PAGES = 200_000
+"""Bound on pages per scan (200 million rows at 1000 a page): a loop that never ends is a bug."""
+
+Stage = Literal["lists", "customers", "deletions", "prune"]
+
+
+class NetSuiteNotConfigured(RuntimeError):
+    """Ingest was asked for but no NetSuite connection is configured."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How a run reads NetSuite. ``timezone`` is the zone SuiteQL renders datetimes in
+    (UNCONFIRMED which: the integration user's; ``NETSUITE_SUITEQL_TIMEZONE``)."""
+
+    overlap: timedelta = timedelta(minutes=60)
+    page_size: int = MAX_PAGE_SIZE
+    child_batch_size: int = 200
+    timezone: tzinfo = UTC
+
+    def __post_init__(self) -> None:
+        if self.overlap < timedelta(0):
+            raise ValueError("overlap must not be negative")
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
+        if not 1 <= self.child_batch_size <= queries.MAX_IDS_PER_QUERY:
+            raise ValueError(f"child_batch_size must be 1..{queries.MAX_IDS_PER_QUERY}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestOptions:
+        return cls(
+            overlap=timedelta(minutes=settings.mirror_overlap_minutes),
+            timezone=ZoneInfo(settings.netsuite_suiteql_timezone),
+        )
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """Reported after each committed batch. ``total`` is an estimate (None: not known yet --
+    SuiteQL counts at most 100,000 rows per statement)."""
+
+    stage: Stage
+    done: int
+    total: int | None
+    changed: int
+
+
+ProgressCallback = Callable[[IngestProgress], None]
+
+
+@dataclass
+class IngestReport:
+    """What one run did."""
+
+    mode: Literal["full", "incremental"]
+    resumed: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    seconds: float = 0.0
+    customers_read: int = 0
+    customers_changed: int = 0
+    addresses_written: int = 0
+    contacts_written: int = 0
+    customers_deleted: int = 0
+    customers_pruned: int = 0
+    terms: int = 0
+    sales_reps: int = 0
+    pages: int = 0
+    watermark: str | None = None
+
+    def summary(self) -> str:
+        return (
+            f"{self.mode} run{' (resumed)' if self.resumed else ''}: "
+            f"{self.customers_read} customers read, {self.customers_changed} new or changed, "
+            f"{self.addresses_written} addresses, {self.contacts_written} contacts, "
+            f"{self.customers_deleted + self.customers_pruned} removed, {self.terms} terms, "
+            f"{self.sales_reps} sales reps in {self.seconds:.1f}s; watermark {self.watermark}"
+        )
+
+
+@dataclass(frozen=True)
+class IngestParts:
+    """What a run needs, for callers without a container (benchmarks, scripts)."""
+
+    sessions: sessionmaker[Session]
+    client: NetSuiteClient
+    options: IngestOptions = field(default_factory=IngestOptions)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    full: bool
+    resumed: bool
+    checkpoint: str
+    cursor: Cursor
+    started_at: datetime
+    previous: Cursor | None
+
+
+@dataclass
+class _Batch:
+    customers: list[mapping.CustomerValues]
+    refresh: list[int]
+    addresses: list[mapping.AddressValues]
+    contacts: list[mapping.ContactValues]
+    cursor: Cursor
+
+
+class MirrorIngest:
+    """Runs ingests against one NetSuite client and one database."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        client: NetSuiteClient,
+        options: IngestOptions | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.client = client
+        self.options = options or IngestOptions()
+        self._clock = clock
+
+    def run(self, full: bool = False, progress: ProgressCallback | None = None) -> IngestReport:
+        """One run (see the module docstring). Exceptions propagate; what was committed stays,
+        and the next run resumes from it."""
+        began = time.monotonic()
+        notify = progress or _ignore
+        currencies = mapping.currency_codes(run_query(self.client, mapping.CURRENCY_CODES))
+        plan = self._plan(full)
+        report = IngestReport(
+            mode="full" if plan.full else "incremental", resumed=plan.resumed, started_at=plan.started_at
+        )
+        log.info("mirror.ingest.start", mode=report.mode, resumed=plan.resumed, cursor=plan.cursor.time)
+        self._lists(report)
+        notify(IngestProgress("lists", report.terms + report.sales_reps, None, 0))
+        final = self._customers(plan, currencies, report, notify)
+        self._deletions(plan, report, notify)
+        self._finish(plan, final, report, notify)
+        report.finished_at = self._clock()
+        report.seconds = time.monotonic() - began
+        log.info("mirror.ingest.done", summary=report.summary())
+        return report
+
+    # ---- planning and finishing ----------------------------------------------------------------
+
+    def _plan(self, full: bool) -> _Plan:
+        """Resume a run in progress, or start a full or incremental one (committed at once).
+
+        An interrupted full run is always resumed (the mirror is incomplete until it ends); an
+        interrupted incremental one is resumed unless a full run is asked for, which replaces it.
+        """
+        now = self._clock()
+        with transaction(self.sessions) as session:
+            previous = _cursor_of(mw.get_checkpoint(session, DONE_CHECKPOINT))
+            running_full = mw.get_checkpoint(session, FULL_RUN_CHECKPOINT)
+            running = mw.get_checkpoint(session, RUN_CHECKPOINT)
+            if running_full is not None and running_full.run_started_at is not None:
+                if running is not None:
+                    mw.delete_checkpoint(session, RUN_CHECKPOINT)
+                cursor = _cursor_of(running_full) or Cursor.start()
+                return _Plan(True, True, FULL_RUN_CHECKPOINT, cursor, running_full.run_started_at, previous)
+            if running is not None and running.run_started_at is not None and not full:
+                cursor = _cursor_of(running) or Cursor.start()
+                return _Plan(False, True, RUN_CHECKPOINT, cursor, running.run_started_at, previous)
+            if running is not None:
+                mw.delete_checkpoint(session, RUN_CHECKPOINT)
+            if full or previous is None:
+                plan = _Plan(True, False, FULL_RUN_CHECKPOINT, Cursor.start(), now, previous)
+            else:
+                start = previous.moved_back(self.options.overlap, self.options.timezone)
+                plan = _Plan(False, False, RUN_CHECKPOINT, start, now, previous)
+            mw.save_checkpoint(
+                session,
+                plan.checkpoint,
+                watermark=plan.cursor.time,
+                last_key=plan.cursor.key,
+                run_started_at=now,
+            )
+            return plan
+
+    def _finish(self, plan: _Plan, final: Cursor, report: IngestReport, notify: ProgressCallback) -> None:
+        """Prune after a full run; advance the watermark (never backwards); end the run."""
+        watermark = max(final, plan.previous) if plan.previous is not None else final
+        with transaction(self.sessions) as session:
+            if plan.full:
+                report.customers_pruned = mw.prune_customers_not_mirrored_since(session, plan.started_at)
+            mw.save_checkpoint(
+                session,
+                DONE_CHECKPOINT,
+                watermark=watermark.time,
+                last_key=watermark.key,
+                run_started_at=None,
+            )
+            mw.delete_checkpoint(session, plan.checkpoint)
+        report.watermark = watermark.time
+        if plan.full:
+            notify(IngestProgress("prune", report.customers_pruned, report.customers_pruned, 0))
+
+    # ---- lists ---------------------------------------------------------------------------------
+
+    def _lists(self, report: IngestReport) -> None:
+        terms = [mapping.term(row) for row in run_query(self.client, queries.TERMS)]
+        reps = [mapping.sales_rep(row) for row in run_query(self.client, queries.SALES_REPS)]
+        now = self._clock()
+        with transaction(self.sessions) as session:
+            mw.replace_terms(session, terms, mirrored_at=now)
+            mw.replace_sales_reps(session, reps, mirrored_at=now)
+        report.terms, report.sales_reps = len(terms), len(reps)
+
+    # ---- customers -----------------------------------------------------------------------------
+
+    def _customers(
+        self,
+        plan: _Plan,
+        currencies: dict[int, str],
+        report: IngestReport,
+        notify: ProgressCallback,
+    ) -> Cursor:
+        """Scan changed customers from the plan's cursor; returns the last cursor reached."""
+        cursor = plan.cursor
+        total: int | None = None
+        for rows, total_results in self._keyset(
+            queries.CUSTOMERS_MODIFIED_SINCE, cursor, mapping.customer_cursor
+        ):
+            if total_results is not None and total_results < ROW_CAP:
+                total = report.customers_read + total_results
+            batch = self._read_batch(rows, currencies, full=plan.full)
+            now = self._clock()
+            with transaction(self.sessions) as session:
+                mw.upsert_customers(session, batch.customers, mirrored_at=now, only_if_changed=not plan.full)
+                report.addresses_written += mw.replace_addresses(session, batch.refresh, batch.addresses)
+                report.contacts_written += mw.replace_contacts(session, batch.refresh, batch.contacts)
+                mw.save_checkpoint(
+                    session,
+                    plan.checkpoint,
+                    watermark=batch.cursor.time,
+                    last_key=batch.cursor.key,
+                    run_started_at=plan.started_at,
+                )
+            cursor = batch.cursor
+            report.pages += 1
+            report.customers_read += len(rows)
+            report.customers_changed += len(batch.refresh)
+            notify(IngestProgress("customers", report.customers_read, total, report.customers_changed))
+        return cursor
+
+    def _read_batch(
+        self, rows: Sequence[dict[str, Any]], currencies: dict[int, str], *, full: bool
+    ) -> _Batch:
+        """Map one page; fetch address books and contacts of the customers that changed."""
+        latest: dict[int, dict[str, Any]] = {}
+        for row in rows:  # keyset order: a customer edited mid-run comes again later, newer
+            latest[mapping.customer_id(row)] = row
+        values = [self._customer_values(row, currencies) for row in latest.values()]
+        if full:
+            refresh = [v["internal_id"] for v in values]
+        else:
+            with self.sessions() as session:
+                stored = mw.stored_versions(session, latest)
+            refresh = [
+                v["internal_id"]
+                for v in values
+                if v["internal_id"] not in stored or stored[v["internal_id"]] != v["last_modified"]
+            ]
+        addresses: list[mapping.AddressValues] = []
+        contacts: list[mapping.ContactValues] = []
+        size = self.options.child_batch_size
+        for start in range(0, len(refresh), size):
+            ids = refresh[start : start + size]
+            q = queries.with_id_list(queries.CUSTOMER_ADDRESSES, len(ids))
+            addresses += [mapping.address(row) for row in run_query(self.client, q, ids)]
+            q = queries.with_id_list(queries.CUSTOMER_CONTACTS, len(ids))
+            contacts += [c for row in run_query(self.client, q, ids) if (c := mapping.contact(row))]
+        return _Batch(
+            values, refresh, _unique(addresses), _unique(contacts), mapping.customer_cursor(rows[-1])
+        )
+
+    def _customer_values(self, row: dict[str, Any], currencies: dict[int, str]) -> mapping.CustomerValues:
+        values = mapping.customer(row, currencies, self.options.timezone)
+        name = values["company_name"] or values["entity_id"]
+        values["name_normalized"] = normalize_name(name)[:200] or None if name else None
+        values["email_domain"] = email_domain(values["email"]) if values["email"] else None
+        return values
+
+    # ---- deletions -----------------------------------------------------------------------------
+
+    def _deletions(self, plan: _Plan, report: IngestReport, notify: ProgressCallback) -> None:
+        """Remove customers ``deletedrecord`` lists since the deletion watermark (minus overlap).
+
+        With no watermark yet (the first run, a full one) start from the run's own start: what
+        was deleted before it is absent from the full read and pruned at its end.
+        """
+        with self.sessions() as session:
+            stored = _cursor_of(mw.get_checkpoint(session, DELETIONS_CHECKPOINT))
+        tz = self.options.timezone
+        if stored is None:
+            start = Cursor(format_datetime(plan.started_at, tz), 0).moved_back(self.options.overlap, tz)
+        else:
+            start = stored.moved_back(self.options.overlap, tz)
+        seen = 0
+        for rows, _total in self._keyset(queries.DELETED_CUSTOMERS_SINCE, start, _deleted_cursor):
+            ids = [mapping.deleted_customer(row)[0] for row in rows]
+            cursor = _deleted_cursor(rows[-1])
+            keep = max(cursor, stored) if stored is not None else cursor
+            with transaction(self.sessions) as session:
+                report.customers_deleted += mw.delete_customers(session, ids)
+                mw.save_checkpoint(
+                    session, DELETIONS_CHECKPOINT, watermark=keep.time, last_key=keep.key, run_started_at=None
+                )
+            seen += len(rows)
+            notify(IngestProgress("deletions", seen, None, report.customers_deleted))
+        if stored is None and seen == 0:
+            with transaction(self.sessions) as session:
+                mw.save_checkpoint(
+                    session, DELETIONS_CHECKPOINT, watermark=start.time, last_key=0, run_started_at=None
+                )
+
+    # ---- paging --------------------------------------------------------------------------------
+
+    def _keyset(
+        self, q: str, start: Cursor, cursor_of: Callable[[dict[str, Any]], Cursor]
+    ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+        """Pages of a ``(time, key)`` keyset statement from ``start``: each page asks for the rows
+        strictly after the previous page's last row, at offset 0 (no 100,000-row cap)."""
+        cursor = start
+        for _ in range(MAX_PAGES):
+            page = self.client.suiteql_page(q, cursor.params(), limit=self.options.page_size, offset=0)
+            if not page.items:
+                return
+            last = cursor_of(page.items[-1])
+            if last <= cursor:
+                raise ProtocolError(200, None, f"keyset cursor did not advance past {cursor}")
+            yield page.items, page.total_results
+            if not page.has_more:
+                return
+            cursor = last
+        raise ProtocolError(None, None, f"keyset scan stopped after {MAX_PAGES} pages")
+
+
+def _deleted_cursor(row: dict[str, Any]) -> Cursor:
+    return mapping.deleted_customer(row)[1]
+
+
+def _cursor_of(checkpoint: mw.Checkpoint | None) -> Cursor | None:
+    if checkpoint is None or checkpoint.watermark is None:
+        return None
+    return Cursor(checkpoint.watermark, checkpoint.last_key or 0)
+
+
+def _unique(rows: list[Any]) -> list[Any]:
+    """Drop repeated (customer, address/contact) pairs, keeping the first (a unique key)."""
+    seen: set[tuple[int, int]] = set()
+    result = []
+    for row in rows:
+        key = (row["customer_id"], row.get("address_id", row.get("contact_id")))
+        if key not in seen:
+            seen.add(key)
+            result.append(row)
+    return result
+
+
+def _ignore(_: IngestProgress) -> None:
+    return None
+
+
+# ---- entry points ------------------------------------------------------------------------------
+
+
+def client_of(container: Container) -> NetSuiteClient | None:
+    """The container's NetSuite client, if it has one (``container.netsuite`` or ``extras``)."""
+    found = getattr(container, "netsuite", None) or container.extras.get("netsuite")
+    return found if isinstance(found, NetSuiteClient) else None
+
+
+def run_ingest(
+    source: Container | IngestParts, full: bool = False, progress: ProgressCallback | None = None
+) -> IngestReport:
+    """Run one ingest with a container's dependencies (the worker job, the CLI) or explicit parts.
+
+    Without a client on the container one is built from its settings for this run and closed
+    after. Raises :class:`NetSuiteNotConfigured` when NetSuite is not configured.
+    """
+    if isinstance(source, IngestParts):
+        return MirrorIngest(source.sessions, source.client, source.options).run(full, progress)
+    options = IngestOptions.from_settings(source.settings)
+    client = client_of(source)
+    if client is not None:
+        return MirrorIngest(source.sessions, client, options).run(full, progress)
+    built = build_client(source.settings, source.redis)
+    if built is None:
+        raise NetSuiteNotConfigured("NetSuite is not configured: set NETSUITE_ACCOUNT_ID and credentials")
+    try:
+        return MirrorIngest(source.sessions, built, options).run(full, progress)
+    finally:
+        built.close()
