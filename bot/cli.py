@@ -236,5 +236,15 @@ def applications_show(application_id: int) -> None:
     typer.echo(json.dumps(found.model_dump(mode="json"), indent=2))
 
 
+def _register_netsuite_commands() -> None:
+    from bot.cli_netsuite import ingest, netsuite_emulator
+
+    app.command("ingest")(ingest)
+    app.command("netsuite-emulator")(netsuite_emulator)
+
+
+_register_netsuite_commands()
+
+
 def main() -> None:
     app()

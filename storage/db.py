@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -65,8 +66,26 @@ def transaction(factory: sessionmaker[Session], *, readonly: bool = False) -> It
     `readonly=True` for reads: on SQLite it starts a deferred transaction, so that reads run beside a writer
     instead of queueing for the write lock (PostgreSQL needs no such help).
     """
-    with factory(bind=_readonly_bind(factory)) if readonly else factory() as session, session.begin():
+    if readonly:
+        with factory(bind=_readonly_bind(factory)) as session, session.begin():
+            yield session
+        return
+    lock = _writer_lock(factory)
+    with lock or nullcontext(), factory() as session, session.begin():
         yield session
+
+
+def _writer_lock(factory: sessionmaker[Session]) -> threading.RLock | None:
+    """SQLite allows one writer: threads of this process queue on a lock instead of on SQLite's busy
+    handler, which sleeps in steps of up to 100 ms and turns contention into long tail latencies.
+    (Other processes still meet the busy timeout.)"""
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = engine.__dict__.get("_credit_desk_writer_lock")
+    if lock is None:
+        lock = engine.__dict__.setdefault("_credit_desk_writer_lock", threading.RLock())
+    return lock  # type: ignore[no-any-return]
 
 
 def _readonly_bind(factory: sessionmaker[Session]) -> Engine:
