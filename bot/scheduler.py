@@ -75,4 +75,10 @@ def periodic_tasks(container: Container) -> list[PeriodicTask]:
             container, "sync-reconcile", settings.sync_reconcile_seconds, lambda: reconcile(container)
         ),
     ]
+    if settings.mirror_interval_minutes > 0 and container.netsuite is not None:
+        from bot.mirror.jobs import enqueue_due_refresh
+
+        minutes = settings.mirror_interval_minutes
+        refresh = lambda: enqueue_due_refresh(container.redis, minutes)  # noqa: E731
+        tasks.append(PeriodicTask(container, "mirror-refresh", 30.0, refresh))
     return tasks

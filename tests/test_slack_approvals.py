@@ -513,3 +513,19 @@ def test_credit_command(desk: Desk) -> None:
     with transaction(desk.container.sessions) as s:
         refused = s.scalars(select(AuditEvent).where(AuditEvent.action == "authorization.refused")).all()
     assert [e.actor for e in refused] == [OUTSIDER]
+
+
+def test_details_modal_holds_the_whole_profile_within_limits(desk: Desk) -> None:
+    many = [
+        {"label": f"Dock {i}", "line1": f"{i} Harbor Way", "city": "Oakland", "state": "CA", "postal_code": "94607"}
+        for i in range(50)
+    ]
+    app_id = desk.submit(shipping_locations=many)
+    announced = blocks_of(desk.slack.calls("chat.postMessage")[0])
+    check_message(announced)
+    assert "…and 47 more" in json.dumps(announced)
+    assert desk.click(ANALYST, ActionId.DETAILS, app_id).status_code == 200
+    view = desk.opened_view()
+    check_view(view)
+    text = json.dumps(view)
+    assert "Dock 0" in text and "Dock 49" in text and "**-***6789" in text

@@ -1,6 +1,6 @@
 """The `mirror_refresh` worker job (one ingest run, never two at once) and its schedule.
 
-`MirrorSchedule` (a thread in each worker process) enqueues it every `MIRROR_INTERVAL_MINUTES`.
+Worker processes enqueue it every `MIRROR_INTERVAL_MINUTES` (`bot.scheduler.periodic_tasks`).
 A run that finds another one holding the lock returns at once (the next tick catches up); the
 lock's TTL is renewed after every batch, so a long full run keeps it and a crashed worker's lock
 lapses after `LOCK_TTL_SECONDS`.
@@ -8,7 +8,6 @@ lapses after `LOCK_TTL_SECONDS`.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -114,32 +113,3 @@ def enqueue_due_refresh(
     )
     log.info("mirror.refresh.enqueued", slot=slot)
     return True
-
-
-class MirrorSchedule:
-    """A daemon thread that enqueues due refreshes every `poll_seconds` (worker processes run one)."""
-
-    def __init__(self, redis_client: redis.Redis, interval_minutes: int, poll_seconds: float = 30.0) -> None:
-        self.redis = redis_client
-        self.interval_minutes = interval_minutes
-        self.poll_seconds = poll_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mirror-schedule", daemon=True)
-
-    def start(self) -> MirrorSchedule:
-        if self.interval_minutes > 0:
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                enqueue_due_refresh(self.redis, self.interval_minutes)
-            except Exception:  # Redis away for a moment: try again at the next poll
-                log.exception("mirror.schedule.error")
-            self._stop.wait(self.poll_seconds)
