@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -219,6 +220,7 @@ def main() -> None:
             )
             env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
             env["AUTO_MIGRATE"] = "true"
+            env["FEDERAL_ID_KEY"] = Fernet.generate_key().decode()
         submits = args.requests // 3 + 1
         desk_port, bare_port = free_port(), free_port()
         bare_cmd = [

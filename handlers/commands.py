@@ -38,8 +38,11 @@ def register(app: App, container: Container) -> None:
             ack(text=why, response_type="ephemeral")
             return
         if verb == "pending":
-            submitted, submitted_total = applications.queue("submitted", MAX_ITEMS_MESSAGE)
-            awaiting, awaiting_total = applications.queue("awaiting_manager", MAX_ITEMS_MESSAGE)
+            queues = applications.queues(("submitted", "awaiting_manager"), MAX_ITEMS_MESSAGE)
+            (submitted, submitted_total), (awaiting, awaiting_total) = (
+                queues["submitted"],
+                queues["awaiting_manager"],
+            )
             ack(
                 text=f"{submitted_total} waiting for an analyst, {awaiting_total} for a manager",
                 blocks=pending_message(

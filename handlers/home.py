@@ -30,8 +30,11 @@ def register(app: App, container: Container) -> None:
         awaiting: list[ApplicationOut] = []
         submitted_total = awaiting_total = 0
         if is_analyst or is_manager:
-            submitted, submitted_total = applications.queue("submitted", MAX_ITEMS_HOME)
-            awaiting, awaiting_total = applications.queue("awaiting_manager", MAX_ITEMS_HOME)
+            queues = applications.queues(("submitted", "awaiting_manager"), MAX_ITEMS_HOME)
+            (submitted, submitted_total), (awaiting, awaiting_total) = (
+                queues["submitted"],
+                queues["awaiting_manager"],
+            )
         view = home_view(
             is_analyst=is_analyst,
             is_manager=is_manager,

@@ -6,7 +6,7 @@ reference, encryption of the Federal ID and the audit record happen in one place
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -119,6 +119,19 @@ class ApplicationService:
             repo = ApplicationRepository(session)
             rows = repo.list_by_status([status], limit=limit)
             return [to_out(r) for r in rows], repo.count_by_status(status)
+
+    def queues(self, statuses: Sequence[str], limit: int) -> dict[str, tuple[list[ApplicationOut], int]]:
+        """For each status: its oldest `limit` applications and how many there are, in one transaction."""
+        with transaction(self.sessions, readonly=True) as session:
+            repo = ApplicationRepository(session)
+            counts = repo.count_by_statuses(statuses)
+            return {
+                s: (
+                    [to_out(r) for r in repo.list_by_status([s], limit=limit)] if counts.get(s) else [],
+                    counts.get(s, 0),
+                )
+                for s in statuses
+            }
 
     def find(self, query: str, limit: int = 10) -> list[ApplicationOut]:
         """`12` or `#12` is an id; anything else a reference or part of a business name."""

@@ -41,6 +41,14 @@ class ApplicationRepository:
         stmt = select(func.count()).select_from(CreditApplication).where(CreditApplication.status == status)
         return int(self.session.scalar(stmt) or 0)
 
+    def count_by_statuses(self, statuses: Iterable[str]) -> dict[str, int]:
+        stmt = (
+            select(CreditApplication.status, func.count())
+            .where(CreditApplication.status.in_(list(statuses)))
+            .group_by(CreditApplication.status)
+        )
+        return {status: int(n) for status, n in self.session.execute(stmt)}
+
     def search(self, query: str, limit: int = 10) -> list[CreditApplication]:
         """By reference or by part of the legal name or DBA (case-insensitive), newest first."""
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -84,7 +92,8 @@ class ApplicationRepository:
         )
         moved: bool = self.session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
         if moved:
-            application = self.session.get(CreditApplication, application_id)
-            if application is not None:
-                self.session.refresh(application)
+            # The row changed under the ORM: whatever this session holds of it is stale (reloaded on use).
+            for obj in self.session.identity_map.values():
+                if isinstance(obj, CreditApplication) and obj.id == application_id:
+                    self.session.expire(obj)
         return moved
