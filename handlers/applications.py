@@ -14,10 +14,11 @@ from slack_sdk import WebClient
 
 from blocks.applications import approve_modal, details_modal, notice_modal, reject_modal
 from blocks.ids import ActionId, BlockId, CallbackId
-from blocks.metadata import MetadataError, load_modal, load_ref
+from blocks.metadata import MetadataError, load_modal
 from blocks.text import user, when
 from bot.decisions.policy import Actor, Role
 from bot.decisions.service import DecisionOutcome, InvalidDecision, NotAllowed, NotFound, Outcome
+from handlers.common import button_application_id, tell
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -37,14 +38,6 @@ def already_decided_text(outcome: DecisionOutcome) -> str:
     )
 
 
-def tell(body: dict[str, Any], respond: Respond | None, client: WebClient, text: str) -> None:
-    """An ephemeral answer where the click happened: the message's response_url, else a DM."""
-    if respond is not None and body.get("response_url"):
-        respond(text=text, response_type="ephemeral", replace_original=False)
-    else:
-        client.chat_postMessage(channel=body["user"]["id"], text=text)
-
-
 def register(app: App, container: Container) -> None:
     decisions = container.decisions
     roles = container.roles
@@ -59,14 +52,6 @@ def register(app: App, container: Container) -> None:
         if notifier is not None:
             notifier.publish_decision(outcome)
 
-    def application_id(body: dict[str, Any], respond: Respond | None, client: WebClient) -> int | None:
-        try:
-            return load_ref(body["actions"][0].get("value")).application_id
-        except (MetadataError, KeyError, IndexError):
-            log.warning("slack.bad_button_value", action=body.get("actions", [{}])[0].get("action_id"))
-            tell(body, respond, client, "That button no longer works. Try `/credit show <id>`.")
-            return None
-
     def open_decision_modal(
         ack: Ack,
         body: dict[str, Any],
@@ -77,7 +62,7 @@ def register(app: App, container: Container) -> None:
         as_manager: bool,
     ) -> None:
         ack()
-        app_id = application_id(body, respond, client)
+        app_id = button_application_id(body, respond, client)
         if app_id is None:
             return
         actor = actor_of(body)
@@ -126,7 +111,7 @@ def register(app: App, container: Container) -> None:
     @app.action(ActionId.MANAGER_CONFIRM)
     def manager_confirm_clicked(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        app_id = application_id(body, respond, client)
+        app_id = button_application_id(body, respond, client)
         if app_id is None:
             return
         try:
@@ -141,7 +126,7 @@ def register(app: App, container: Container) -> None:
     @app.action(ActionId.DETAILS)
     def details_clicked(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        app_id = application_id(body, respond, client)
+        app_id = button_application_id(body, respond, client)
         if app_id is None:
             return
         actor = actor_of(body)

@@ -25,7 +25,7 @@ from blocks.sync import (
 from bot.decisions.policy import Role
 from bot.decisions.service import NotAllowed
 from bot.sync.service import InvalidSyncRequest
-from handlers.applications import tell
+from handlers.common import button_application_id, tell
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -71,10 +71,8 @@ def register(app: App, container: Container) -> None:
     @app.action(ActionId.LINK)
     def link_clicked(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        try:
-            app_id = load_ref(body["actions"][0].get("value")).application_id
-        except (MetadataError, KeyError, IndexError):
-            tell(body, respond, client, "That button no longer works. Try `/credit show <id>`.")
+        app_id = button_application_id(body, respond, client)
+        if app_id is None:
             return
         if not allowed(body, respond, client, "link applications to NetSuite", app_id):
             return
@@ -200,10 +198,8 @@ def register(app: App, container: Container) -> None:
     @app.action(ActionId.SYNC_REVIEW)
     def review_clicked(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        try:
-            app_id = load_ref(body["actions"][0].get("value")).application_id
-        except (MetadataError, KeyError, IndexError):
-            tell(body, respond, client, "That button no longer works.")
+        app_id = button_application_id(body, respond, client)
+        if app_id is None:
             return
         if allowed(body, respond, client, "sync to NetSuite", app_id):
             open_pick(body["trigger_id"], client, app_id)
