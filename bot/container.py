@@ -29,6 +29,8 @@ from bot.settings import Settings
 from bot.slack_app import SlackClients, SlackConfig, build_bolt_app, build_slack_clients
 from bot.slack_directory import SlackGroupMembers
 from bot.sync.service import SyncService
+from bot.utilization.alerts import UtilizationAlerts
+from bot.utilization.service import SlackEmails, UtilizationOptions, UtilizationService
 from netsuite.client import NetSuiteClient
 from netsuite.factory import build_client
 from storage import migrate
@@ -57,6 +59,8 @@ class Container:
     decisions: DecisionService | None = None
     roles: RoleDirectory | None = None
     notifier: SlackNotifier | None = None
+    utilization: UtilizationService | None = None
+    utilization_alerts: UtilizationAlerts | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -186,6 +190,20 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
         enqueue=sync_jobs.make_enqueuer(redis_client, sync_options),
     )
     customer_search = CustomerSearch(sessions, digest=cipher.digest if cipher is not None else None)
+    utilization = UtilizationService(
+        sessions,
+        UtilizationOptions.from_settings(settings),
+        roles,
+        SlackEmails(redis_client),
+        search=customer_search,
+        applications=applications,
+    )
+    # Alerts are proactive DMs: they need the one-workspace bot token (the install flow has no team to pick).
+    utilization_alerts = (
+        UtilizationAlerts(sessions, utilization, lambda: slack_client)
+        if slack_client is not None and settings.utilization_alerts
+        else None
+    )
     container = Container(
         settings=settings,
         sync=sync,
@@ -204,6 +222,8 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
         decisions=decisions,
         roles=roles,
         notifier=notifier,
+        utilization=utilization,
+        utilization_alerts=utilization_alerts,
     )
     if notifier is not None:
         container.extras["sync_observer"] = SlackSyncObserver(notifier)

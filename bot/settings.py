@@ -168,6 +168,34 @@ class Settings(BaseSettings):
         "https://{account}.app.netsuite.com/app/common/entity/custjob.nl?id={id}",
         description="Link to a customer record in NetSuite, for Slack messages.",
     )
+    # Utilization (/utilization, the reps' App Home, alerts)
+    utilization_includes_orders: bool = Field(
+        False,
+        description=(
+            "Count unbilled orders against the credit limit, as NetSuite's \"Customer Credit Limit Includes "
+            "Orders\" preference does: utilization = (balance + unbilled orders) / limit."
+        ),
+    )
+    utilization_near_percent: int = Field(
+        80, ge=1, le=100, description="A customer is near its limit at this utilization (percent)."
+    )
+    utilization_page_size: int = Field(
+        10, ge=1, le=25, description="Customers per page of a `/utilization` reply."
+    )
+    utilization_rep_overrides: str = Field(
+        "",
+        description=(
+            "Slack users mapped to NetSuite sales reps by hand, for emails that differ: "
+            "`U0123ABCD=42,U0456EFGH=57` (Slack user id = sales rep internal id)."
+        ),
+    )
+    utilization_alerts: bool = Field(
+        True, description="DM reps after each mirror refresh when a customer crosses the near or over line."
+    )
+    utilization_chart: bool = Field(
+        True, description="Show reps a utilization chart image in App Home (uploaded with files:write)."
+    )
+
     default_terms: str = Field(
         "Due on receipt,Net 15,Net 30,Net 45,Net 60",
         description="Terms offered when the mirror holds none yet (comma-separated).",
@@ -238,6 +266,14 @@ class Settings(BaseSettings):
         from bot.sync.schedule import SyncSchedule
 
         SyncSchedule.parse(v)
+        return v
+
+    @field_validator("utilization_rep_overrides")
+    @classmethod
+    def _rep_overrides(cls, v: str) -> str:
+        from bot.utilization.service import parse_rep_overrides
+
+        parse_rep_overrides(v)
         return v
 
     @field_validator("netsuite_base_url")

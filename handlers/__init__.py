@@ -18,7 +18,7 @@ log = structlog.get_logger(__name__)
 
 
 def register_all(app: App, container: Container) -> None:
-    from handlers import applications, commands, home, netsuite_link
+    from handlers import applications, commands, home, netsuite_link, utilization
 
     if container.decisions is not None and container.applications is not None:
         applications.register(app, container)
@@ -26,6 +26,8 @@ def register_all(app: App, container: Container) -> None:
         home.register(app, container)
         if container.sync is not None and container.suggester is not None:
             netsuite_link.register(app, container)
+    if container.utilization is not None:
+        utilization.register(app, container)
 
     @app.error
     def _log_errors(error: Exception, body: dict[str, Any]) -> None:

@@ -8,8 +8,10 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from blocks.queue import MAX_ITEMS_HOME, home_view
+from blocks.utilization import add_home_section
 from bot.applications.schemas import ApplicationOut
 from bot.decisions.policy import Role
+from handlers.utilization import home_blocks
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -43,4 +45,5 @@ def register(app: App, container: Container) -> None:
             awaiting=awaiting,
             awaiting_total=awaiting_total,
         )
+        view = add_home_section(view, home_blocks(container, event["user"], client))  # reps' dashboard
         client.views_publish(user_id=event["user"], view=view)

@@ -73,7 +73,10 @@ def mirror_refresh(full: bool = False) -> dict[str, Any]:
     if report is None:
         log.info("mirror.refresh.skipped", reason="another ingest holds the lock")
         return {"skipped": "another ingest is running"}
+    from bot.utilization.alerts import alert_after_refresh
+
     return {
+        "utilization_alerts": alert_after_refresh(container, report.started_at),
         "mode": report.mode,
         "resumed": report.resumed,
         "customers_read": report.customers_read,
