@@ -57,9 +57,10 @@ def home_view(
     submitted_total: int,
     awaiting: Sequence[ApplicationOut],
     awaiting_total: int,
+    is_rep: bool = False,
 ) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [header("Credit Desk")]
-    if not (is_analyst or is_manager):
+    if not (is_analyst or is_manager or is_rep):
         blocks.append(
             section(
                 "You have no Credit Desk role yet. An admin adds analysts and managers "

@@ -37,13 +37,15 @@ def register(app: App, container: Container) -> None:
                 queues["submitted"],
                 queues["awaiting_manager"],
             )
+        rep_blocks = home_blocks(container, event["user"], client)  # reps' dashboard (empty for others)
         view = home_view(
             is_analyst=is_analyst,
             is_manager=is_manager,
+            is_rep=bool(rep_blocks),
             submitted=submitted,
             submitted_total=submitted_total,
             awaiting=awaiting,
             awaiting_total=awaiting_total,
         )
-        view = add_home_section(view, home_blocks(container, event["user"], client))  # reps' dashboard
+        view = add_home_section(view, rep_blocks)
         client.views_publish(user_id=event["user"], view=view)
