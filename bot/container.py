@@ -64,6 +64,11 @@ class Container:
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
+        if self.bolt is not None:
+            # Let listeners still finishing after their ack (updating Slack) end before the engine goes.
+            executor = getattr(self.bolt.listener_runner, "listener_executor", None)
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=False)
         for client in (self.netsuite, self.extras.get("sync_netsuite_client")):
             close = getattr(client, "close", None)
             if callable(close):
