@@ -236,14 +236,17 @@ def applications_show(application_id: int) -> None:
     typer.echo(json.dumps(found.model_dump(mode="json"), indent=2))
 
 
-def _register_netsuite_commands() -> None:
+def _register_more_commands() -> None:
+    from bot.cli_demo import demo, dev
     from bot.cli_netsuite import ingest, netsuite_emulator
 
     app.command("ingest")(ingest)
     app.command("netsuite-emulator")(netsuite_emulator)
+    app.command("demo")(demo)
+    app.command("dev")(dev)
 
 
-_register_netsuite_commands()
+_register_more_commands()
 
 
 def main() -> None:
