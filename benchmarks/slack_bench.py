@@ -199,6 +199,7 @@ def main() -> None:
             "ANALYST_APPROVAL_LIMIT": "1000000",
             "WEB_THREADS": str(args.threads),
             "LOG_LEVEL": "WARNING",
+            "INTAKE_RATE_LIMIT": "0",  # seeding sends hundreds of applications at once
         }
         pg_name = None
         if args.backend == "postgresql":

@@ -381,7 +381,18 @@ def increase_modal(p: IncreasePrefill) -> dict[str, Any]:
                 hint="Current limit: "
                 + ("none" if s.credit_limit is None else amount(s.credit_limit, s.currency)),
             ),
-            _input(UtilizationBlock.FEDERAL_ID, "Federal ID (EIN)", initial=p.federal_id, max_length=10),
+            _input(
+                UtilizationBlock.FEDERAL_ID,
+                "Federal ID (EIN)",
+                initial=None,
+                max_length=10,
+                optional=p.federal_id_on_file is not None,
+                hint=(
+                    f"NetSuite has {p.federal_id_on_file} on file: leave this empty to use it."
+                    if p.federal_id_on_file
+                    else "NN-NNNNNNN"
+                ),
+            ),
             _input(UtilizationBlock.CONTACT_NAME, "Statements contact", initial=p.contact_name),
             _input(
                 UtilizationBlock.CONTACT_EMAIL,

@@ -173,7 +173,7 @@ class Settings(BaseSettings):
         False,
         description=(
             "Count unbilled orders against the credit limit, as NetSuite's \"Customer Credit Limit Includes "
-            "Orders\" preference does: utilization = (balance + unbilled orders) / limit."
+            'Orders" preference does: utilization = (balance + unbilled orders) / limit.'
         ),
     )
     utilization_near_percent: int = Field(
@@ -207,6 +207,17 @@ class Settings(BaseSettings):
     )
     intake_max_body_bytes: int = Field(
         256 * 1024, ge=1024, description="Largest accepted intake request body."
+    )
+    intake_rate_limit: int = Field(
+        300,
+        ge=0,
+        description=(
+            "Intake API requests allowed per window, per token (per client address for a wrong or missing "
+            "token); beyond it `429` with Retry-After. 0 turns the limit off."
+        ),
+    )
+    intake_rate_window_seconds: int = Field(
+        60, ge=1, le=86400, description="Length of the intake API's rate-limit window, in seconds."
     )
     federal_id_key: SecretStr | None = Field(
         None,

@@ -20,6 +20,7 @@ from bot.applications.schemas import ApplicationIn, field_errors
 from bot.applications.service import ReferenceConflict
 from bot.container import Container
 from bot.openapi import openapi_spec
+from bot.ratelimit import FixedWindowRateLimiter, intake_client_key
 from storage import migrate
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,11 @@ def create_app(container: Container) -> Flask:
     slack_handler = SlackRequestHandler(container.bolt) if container.bolt is not None else None
     secret = settings.slack_signing_secret
     slack_verifier = SignatureVerifier(secret.get_secret_value()) if secret is not None else None
+    intake_limiter = FixedWindowRateLimiter(
+        container.redis,
+        limit=settings.intake_rate_limit,
+        window_seconds=settings.intake_rate_window_seconds,
+    )
 
     @app.before_request
     def _start() -> None:
@@ -157,9 +163,23 @@ def create_app(container: Container) -> Flask:
             return _error(503, "intake_disabled", f"the intake API is off: set {missing}")
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
+        valid = scheme.lower() == "bearer" and hmac.compare_digest(
             given.strip().encode(), token.get_secret_value().encode()
-        ):
+        )
+        # Counted before the token is judged, so that guessing tokens is limited too (per address).
+        limit = intake_limiter.hit(intake_client_key(valid, given.strip(), request.remote_addr))
+        if not limit.allowed:
+            log.warning("intake.rate_limited", authenticated=valid, retry_after=limit.retry_after)
+            response, status = _error(
+                429,
+                "rate_limited",
+                f"more than {limit.limit} requests in {settings.intake_rate_window_seconds} s; "
+                f"try again in {limit.retry_after} s",
+                retry_after=limit.retry_after,
+            )
+            response.headers["Retry-After"] = str(limit.retry_after)
+            return response, status
+        if not valid:
             return _error(401, "unauthorized", "send Authorization: Bearer <INTAKE_API_TOKEN>")
         return None
 

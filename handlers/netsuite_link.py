@@ -100,6 +100,14 @@ def register(app: App, container: Container) -> None:
         except MetadataError:
             ack(options=[])
             return
+        # The search reads the whole NetSuite mirror: only people who may link get its answers. The
+        # explanation is the one option shown (its value is no customer id, so it cannot be linked).
+        actor = roles.actor(body["user"]["id"])
+        if not actor.has(Role.ANALYST, Role.MANAGER):
+            why = "Only a credit analyst or manager can search NetSuite customers."
+            decisions.record_refusal(actor, "search NetSuite customers", app_id, why)
+            ack(options=[{"text": {"type": "plain_text", "text": why}, "value": "refused"}])
+            return
         suggestions = suggestions_for(app_id) if not query else []
         matches = search.search(query, limit=50) if query else []
         answer = customer_options(suggestions, matches)

@@ -140,7 +140,7 @@ def make_settings(**overrides: Any) -> Settings:
     if str(overrides.get("database_url", "")).startswith("postgresql") and "federal_id_key" not in overrides:
         values["federal_id_key"] = TEST_FEDERAL_ID_KEY
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 INTAKE_TOKEN = "test-intake-token-0123456789"

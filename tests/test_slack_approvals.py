@@ -517,7 +517,13 @@ def test_credit_command(desk: Desk) -> None:
 
 def test_details_modal_holds_the_whole_profile_within_limits(desk: Desk) -> None:
     many = [
-        {"label": f"Dock {i}", "line1": f"{i} Harbor Way", "city": "Oakland", "state": "CA", "postal_code": "94607"}
+        {
+            "label": f"Dock {i}",
+            "line1": f"{i} Harbor Way",
+            "city": "Oakland",
+            "state": "CA",
+            "postal_code": "94607",
+        }
         for i in range(50)
     ]
     app_id = desk.submit(shipping_locations=many)

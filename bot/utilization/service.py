@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.applications.schemas import ApplicationIn, field_errors
 from bot.decisions.policy import Actor, Role, RoleDirectory
-from bot.federal_id import EIN_PATTERN
+from bot.federal_id import EIN_PATTERN, digits, mask
 from storage.db import transaction
 from storage.repositories.audit import AuditRepository
 from storage.repositories.utilization import (
@@ -337,7 +337,7 @@ class IncreasePrefill:
 
     standing: Standing
     suggested_limit: Decimal
-    federal_id: str | None
+    federal_id_on_file: str | None  # masked (**-***1234): the clear value never goes to Slack
     contact_name: str | None
     contact_email: str | None
     billing_summary: str | None
@@ -622,7 +622,7 @@ class UtilizationService:
             return IncreasePrefill(
                 standing=found,
                 suggested_limit=suggested_limit(found),
-                federal_id=tax if EIN_PATTERN.fullmatch(tax) else None,
+                federal_id_on_file=mask(digits(tax)[-4:]) if EIN_PATTERN.fullmatch(tax) else None,
                 contact_name=(contact.name if contact else None) or (record.company_name if record else None),
                 contact_email=(contact.email if contact else None) or (record.email if record else None),
                 billing_summary=", ".join(
@@ -657,6 +657,9 @@ class UtilizationService:
             record = self._repo(session).customer_record(customer_id)
             billing = _billing(record)
             terms = found.terms
+            on_file = (record.tax_number or "").strip() if record else ""
+        if not federal_id.strip() and EIN_PATTERN.fullmatch(on_file):
+            federal_id = on_file  # left empty: the number NetSuite has, read here rather than sent via Slack
         if billing is None:
             return IncreaseResult(
                 None,
