@@ -87,7 +87,12 @@ def serve(
 
 
 @app.command()
-def worker(burst: Annotated[bool, typer.Option(help="Run queued jobs, then exit.")] = False) -> None:
+def worker(
+    burst: Annotated[bool, typer.Option(help="Run queued jobs, then exit.")] = False,
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Jobs at once (default WORKER_THREADS).")
+    ] = None,
+) -> None:
     """Run an RQ worker for background jobs (needs REDIS_URL: fakeredis lives inside `serve`)."""
     settings = load_settings()
     if settings.uses_fakeredis:
@@ -98,7 +103,7 @@ def worker(burst: Annotated[bool, typer.Option(help="Run queued jobs, then exit.
         raise typer.Exit(2)
     from bot.worker import run_worker
 
-    run_worker(_container(settings), burst=burst)
+    run_worker(_container(settings), burst=burst, threads=threads or settings.worker_threads)
 
 
 @app.command()

@@ -236,6 +236,12 @@ class Settings(BaseSettings):
         description="gunicorn worker processes. Default: 1 on embedded defaults, else 2.",
     )
     web_threads: int = Field(8, ge=1, le=256, description="Threads per gunicorn worker.")
+    worker_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Jobs one `credit-desk worker` runs at once, on threads (1: fork a process per job).",
+    )
     embedded_worker: bool | None = Field(
         None,
         description="Run a job worker inside `serve`. Default: on when REDIS_URL is unset.",

@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.applications.schemas import ApplicationOut
@@ -80,7 +81,7 @@ from netsuite.writes import (
     terms_body,
 )
 from storage.db import transaction
-from storage.models import ApplicationStatus, CreditApplication, NetSuiteLink
+from storage.models import ApplicationStatus, CreditApplication, NetSuiteLink, SyncRequest
 from storage.models import SyncStatus as St
 from storage.repositories import mirror_write
 from storage.repositories.audit import AuditRepository
@@ -156,6 +157,9 @@ class _Claim:
     customer_internal_id: int | None
     external_id: str | None
     terms: list[tuple[str, str, bool]]
+    previous_intent: frozenset[str] = frozenset()
+    """Fields an earlier attempt of this sync set out to write: if it died half way, NetSuite's value differs
+    from what the analyst saw because of *us*, which is no conflict."""
 
 
 @dataclass
@@ -264,6 +268,7 @@ class SyncExecutor:
                 customer_internal_id=link.customer_internal_id,
                 external_id=link.external_id,
                 terms=repo.terms(),
+                previous_intent=frozenset((row.result or {}).get("intent", [])),
             )
 
     def _perform(self, claim: _Claim, secrets: list[str]) -> _Work:
@@ -291,7 +296,12 @@ class SyncExecutor:
         work = _Work(customer_id=record.internal_id if record else "", created=record is None)
         to_write: list[SyncField] = []
         for f in fields:
-            if in_sync(f, ours, before):
+            if f.value in claim.previous_intent:
+                # An earlier attempt died while writing this field: finish it. Every write is idempotent
+                # (PATCH, keyed address lines, the contact matched by email), and "looks in sync" can hide a
+                # half-done write (a contact created but never attached to the customer).
+                to_write.append(f)
+            elif in_sync(f, ours, before):
                 work.unchanged.append(f)
             elif fingerprint(f, before, ours) != claim.seen.get(f.value):
                 work.conflicts.append(
@@ -307,6 +317,7 @@ class SyncExecutor:
         if not to_write:
             return self._finish_reading(work, claim, record, ours, before, [])
 
+        self._record_intent(claim, to_write)
         body, replace = self._body(to_write, ours, record, claim, ein)
         customer_id = self._write_customer(claim, record, body, replace)
         work.customer_id = customer_id
@@ -314,6 +325,16 @@ class SyncExecutor:
             self._write_contact(claim, customer_id, ours)
         after = self._read_by_id(customer_id)
         return self._finish_reading(work, claim, after, ours, before, to_write)
+
+    def _record_intent(self, claim: _Claim, to_write: list[SyncField]) -> None:
+        """Durably note what this attempt is about to write, before the first write (fenced by attempt)."""
+        intent = sorted(claim.previous_intent | {f.value for f in to_write})
+        with transaction(self.sessions) as session:
+            session.execute(
+                update(SyncRequest)
+                .where(SyncRequest.id == claim.sync_id, SyncRequest.attempts == claim.attempts)
+                .values(result={"intent": intent})
+            )
 
     # ---- reading --------------------------------------------------------------------------------
 
