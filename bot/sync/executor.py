@@ -296,13 +296,13 @@ class SyncExecutor:
         work = _Work(customer_id=record.internal_id if record else "", created=record is None)
         to_write: list[SyncField] = []
         for f in fields:
-            if f.value in claim.previous_intent:
-                # An earlier attempt died while writing this field: finish it. Every write is idempotent
-                # (PATCH, keyed address lines, the contact matched by email), and "looks in sync" can hide a
-                # half-done write (a contact created but never attached to the customer).
-                to_write.append(f)
-            elif in_sync(f, ours, before):
+            resumed = f.value in claim.previous_intent  # an earlier attempt died while writing it
+            if in_sync(f, ours, before) and not (resumed and f is SyncField.STATEMENTS_CONTACT):
+                # (A contact that looks in sync may have been created by the dead attempt but never
+                # attached to the customer: that one is written again; the write is idempotent.)
                 work.unchanged.append(f)
+            elif resumed:
+                to_write.append(f)  # NetSuite differs from what the analyst saw because of us: no conflict
             elif fingerprint(f, before, ours) != claim.seen.get(f.value):
                 work.conflicts.append(
                     {
