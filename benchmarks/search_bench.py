@@ -12,6 +12,7 @@ some restricted to one sales rep.
 Timings are wall-clock per `CustomerSearch.search` call, including the session and the Python re-rank.
 Because the machine is shared and noisy, each backend also reports a baseline measured in the same run,
 the p50 of a primary-key lookup through the same session factory, and every figure as a multiple of it.
+It also reports, per query kind, how often the customer a query was made from is among the results.
 
 PostgreSQL: a throw-away database `credit_desk_search_bench_<random>` in the cluster at `--pg-url`
 (created and dropped here). SQLite: a temporary file, deleted at the end.
@@ -319,6 +320,7 @@ def load_postgresql(engine: Engine, rows: Iterator[Row]) -> None:
 class Query:
     kind: str
     text: str
+    source_id: int  # the customer the query was made from: did the search find it?
     sales_rep_id: int | None = None
 
 
@@ -355,22 +357,26 @@ def make_queries(n: int, digest: Callable[[str], str], count: int = QUERIES) -> 
         if roll < 0.30:  # a name with one typo in one of its first three words
             j = rnd.randrange(min(3, len(words)))
             typed = [*words[:j], _typo(words[j], rnd), *words[j + 1 : 3]]
-            queries.append(Query("name typo", " ".join(typed)))
+            queries.append(Query("name typo", " ".join(typed), row.internal_id))
         elif roll < 0.50:  # typeahead: the first 6 to 16 characters
-            queries.append(Query("name prefix", row.company_name[: rnd.randrange(6, 17)].rstrip()))
+            prefix = row.company_name[: rnd.randrange(6, 17)].rstrip()
+            queries.append(Query("name prefix", prefix, row.internal_id))
         elif roll < 0.60:
-            queries.append(Query("whole name", row.company_name))
+            queries.append(Query("whole name", row.company_name, row.internal_id))
         elif roll < 0.70:
-            queries.append(Query("entity id", row.entity_id))
+            queries.append(Query("entity id", row.entity_id, row.internal_id))
         elif roll < 0.78:
-            queries.append(Query("tax number", row.tax_number))
+            queries.append(Query("tax number", row.tax_number, row.internal_id))
         elif roll < 0.86:
-            queries.append(Query("email domain", "@" + row.email_domain))
+            queries.append(Query("email domain", "@" + row.email_domain, row.internal_id))
         elif roll < 0.92:
-            queries.append(Query("city", row.city))
+            queries.append(Query("city", row.city, row.internal_id))
         else:  # one rep looking through their own book
             two_words = " ".join(words[:2])
-            queries.append(Query("rep + name typo", _typo(two_words, rnd), sales_rep_id=row.sales_rep_id))
+            rep_typed = _typo(two_words, rnd)
+            queries.append(
+                Query("rep + name typo", rep_typed, row.internal_id, sales_rep_id=row.sales_rep_id)
+            )
     return queries
 
 
@@ -394,6 +400,7 @@ class Result:
     max_ms: float
     by_kind: dict[str, tuple[float, float]]
     found_rate: float
+    hit_rate: dict[str, float]  # per kind: share of queries whose source customer was among the results
 
 
 def measure(factory: sessionmaker[Session], search: CustomerSearch, queries: list[Query], n: int) -> Result:
@@ -410,6 +417,7 @@ def measure(factory: sessionmaker[Session], search: CustomerSearch, queries: lis
         search.search(q.text, sales_rep_id=q.sales_rep_id)
     times: list[float] = []
     kinds: dict[str, list[float]] = {}
+    hits: dict[str, list[bool]] = {}
     found = 0
     for q in queries:
         t0 = time.perf_counter()
@@ -417,6 +425,7 @@ def measure(factory: sessionmaker[Session], search: CustomerSearch, queries: lis
         elapsed = (time.perf_counter() - t0) * 1000
         times.append(elapsed)
         kinds.setdefault(q.kind, []).append(elapsed)
+        hits.setdefault(q.kind, []).append(any(m.internal_id == q.source_id for m in matches))
         found += bool(matches)
     return Result(
         backend="",
@@ -428,6 +437,7 @@ def measure(factory: sessionmaker[Session], search: CustomerSearch, queries: lis
         max_ms=max(times),
         by_kind={k: (statistics.median(v), percentile(v, 99)) for k, v in sorted(kinds.items())},
         found_rate=found / len(queries),
+        hit_rate={k: sum(v) / len(v) for k, v in hits.items()},
     )
 
 
@@ -498,6 +508,11 @@ def report(results: list[Result]) -> str:
             else f"{'-':>24}"
             for r in results
         )
+        out.write(f"{kind:<16}{cells}\n")
+    out.write("\nshare of queries whose source customer is among the 25 results\n")
+    out.write(f"{'kind':<16}" + "".join(f"{f'{r.backend} {r.size:,}':>24}" for r in results) + "\n")
+    for kind in kinds:
+        cells = "".join(f"{r.hit_rate[kind]:>24.1%}" if kind in r.hit_rate else f"{'-':>24}" for r in results)
         out.write(f"{kind:<16}{cells}\n")
     return out.getvalue()
 

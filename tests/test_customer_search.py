@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.customers import search as search_module
 from bot.customers.normalize import email_domain, normalize_name
-from bot.customers.search import CustomerMatch, CustomerSearch, MatchedOn, clean_query
+from bot.customers.search import (
+    CustomerMatch,
+    CustomerSearch,
+    MatchedOn,
+    clean_query,
+    name_score,
+    one_edit_spellings,
+)
 from bot.federal_id import FederalIdCipher, generate_key
 from storage import migrate
 from storage.db import make_engine, make_session_factory, transaction
@@ -445,5 +452,122 @@ def test_migration_builds_index_over_existing_rows_and_downgrades(empty_database
             add_customer(s, 9002, "Later Pumps Inc")
         migrate.upgrade(engine)
         assert {m.internal_id for m in CustomerSearch(factory).search("pumps")} == {9001, 9002}
+    finally:
+        engine.dispose()
+
+
+# --- stages: what runs when, and what it may not change -------------------------------------------
+
+
+def test_one_edit_spellings() -> None:
+    spellings = one_edit_spellings("widgit")
+    assert {"widget", "wdigit", "widgt", "widgiit", "wiidgit"} <= spellings  # replace, swap, drop, add
+    assert "widgit" not in spellings
+    assert "widg1t" not in spellings  # digits only for words that hold one
+    assert "b3b" in one_edit_spellings("b2b")
+    assert all(len(s) in (5, 6, 7) for s in spellings)
+
+
+HARBORS = {
+    9101: "Harbor",
+    9102: "Harbor Freight Logistics",
+    9103: "Pacific Harbor Works",
+    9104: "Harbar Marine",  # one typo from "harbor": only the typo stage can find it
+    9105: "Inland Freight",
+}
+
+
+def seed_harbors(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        for internal_id, name in HARBORS.items():
+            add_customer(s, internal_id, name)
+
+
+def test_a_name_typed_right_skips_the_typo_stage_and_ranks_as_before(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_harbors(sessions)
+    typo_stage_queries: list[list[str]] = []
+    real_one_typo = CustomerSearch._one_typo
+
+    def spy(repo: CustomerSearchRepository, words: list[str], *, sales_rep_id: int | None) -> object:
+        typo_stage_queries.append(words)
+        return real_one_typo(repo, words, sales_rep_id=sales_rep_id)
+
+    monkeypatch.setattr(CustomerSearch, "_one_typo", staticmethod(spy))
+    search = CustomerSearch(sessions)
+
+    found = search.search("harbor")
+    assert typo_stage_queries == []  # an exact match exists: no typo stage
+    assert [m.internal_id for m in found] == [9101, 9102, 9103]  # exact, prefix, every word elsewhere
+    # The same scores and order as scoring every mirrored name by hand, minus the typo-only one.
+    by_hand = sorted(
+        (
+            (-score, normalize_name(name), internal_id)
+            for internal_id, name in HARBORS.items()
+            if (score := name_score("harbor", normalize_name(name))) is not None and "harbor" in name.lower()
+        )
+    )
+    assert [(m.internal_id, m.score) for m in found] == [(i, round(-s, 4)) for s, _, i in by_hand]
+
+    found = search.search("harbir")  # nothing starts with it: the typo stage runs and finds both
+    assert typo_stage_queries == [["harbir"]]
+    assert {9101, 9104} <= {m.internal_id for m in found}
+    assert all(m.score < 0.9 for m in found)
+
+
+def test_typo_beside_other_words_and_little_words_ignored(sessions: sessionmaker[Session]) -> None:
+    seed_harbors(sessions)
+    with transaction(sessions) as s:
+        add_customer(s, 9201, "Walker & Sons Supply")
+        add_customer(s, 9202, "Walker Freight")
+    search = CustomerSearch(sessions)
+    assert search.search("harbor freihgt")[0].internal_id == 9102  # swapped letters in the second word
+    assert search.search("walkr & sons")[0].internal_id == 9201  # "and" neither required nor suspected
+    # a query of little words only still asks for them
+    assert [m.internal_id for m in search.search("and")] == [9201]
+
+
+def test_search_reads_beside_a_writer(database_url: str, sessions: sessionmaker[Session]) -> None:
+    """Search takes no write lock: on SQLite it reads while another transaction holds the lock."""
+    seed_harbors(sessions)
+    with transaction(sessions) as writer:
+        add_customer(writer, 9301, "Pending Harbor Co")
+        writer.flush()  # the writer now holds the lock (BEGIN IMMEDIATE on SQLite)
+        found = CustomerSearch(sessions).search("harbor")
+        assert 9301 not in {m.internal_id for m in found}  # not committed yet
+        assert found[0].internal_id == 9101
+
+
+def test_tuning_migration_indexes(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0005")
+
+        def name_indexes() -> set[str]:
+            with engine.connect() as conn:
+                if engine.dialect.name == "sqlite":
+                    rows = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+                else:
+                    rows = conn.execute(text("SELECT indexname FROM pg_indexes"))
+                return {r[0] for r in rows} & {"ix_ns_customers_name_c", "ix_ns_customers_name_words"}
+
+        expected = (
+            set()
+            if engine.dialect.name == "sqlite"
+            else {"ix_ns_customers_name_c", "ix_ns_customers_name_words"}
+        )
+        assert name_indexes() == expected
+        factory = make_session_factory(engine)
+        with transaction(factory) as s:
+            add_customer(s, 9401, "Indexed Pumps Inc")
+        assert [m.internal_id for m in CustomerSearch(factory).search("indexd pumps")] == [9401]
+        cfg = migrate.alembic_config(engine)
+        with engine.connect() as connection:
+            cfg.attributes["connection"] = connection
+            from alembic import command
+
+            command.downgrade(cfg, "0004")
+        assert name_indexes() == set()
     finally:
         engine.dispose()

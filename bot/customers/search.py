@@ -34,7 +34,9 @@ from rapidfuzz import fuzz, process
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.customers.normalize import email_domain, normalize_name
+from storage.db import transaction
 from storage.repositories.customer_search import (
+    MIN_FTS_TERM,
     AddressRow,
     Candidate,
     CustomerRow,
@@ -50,9 +52,17 @@ FUZZY_WEIGHT = 0.89  # keeps every fuzzy score under the lowest prefix score (0.
 CITY_SCORE = 0.85
 INTERNAL_ID_SCORE = 0.95
 SQLITE_FTS_CAP = 500  # candidates per FTS stage: fetching each name costs an index search
-SQLITE_REP_BOOK_CAP = 5_000  # a rep with at most this many customers is re-ranked whole, without FTS
-PG_CANDIDATES_MIN = 100
+SQLITE_REP_BOOK_CAP = 1_000  # a rep with at most this many customers is re-ranked whole, without FTS
+PG_WORDS_CAP = 500  # candidates per PostgreSQL word stage, as for FTS
+PG_CANDIDATES_MIN = 100  # candidates of the last-resort trigram stage (at least; 4x `limit` if more)
+TYPO_MIN_WORD = 4  # a shorter lone word has so many one-edit neighbours that they match most names
+TYPO_MIN_WORD_BESIDE_OTHERS = 3  # beside other words, which narrow the match, "hwk" is worth a try
+# Left out of the name lookups (never required, never suspected of being a typo), though still scored:
+# so common ("and" comes from every "&") that looking them up reads a large part of any index.
+NEVER_A_TYPO = frozenset({"and", "of", "the", "for", "de"})
 PRESELECT_MIN = 50
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"  # normalised names are made of these, digits and spaces
+_DIGITS = "0123456789"  # tried in spellings of words that hold a digit ("b2b"), not of every word
 
 _EIN = re.compile(r"\d{2}-?\d{7}")
 _IDENTIFIER = re.compile(r"[A-Za-z]{0,10}[-_]?\d{1,18}")
@@ -138,6 +148,23 @@ def name_score(query: str, name: str) -> float | None:
     return FUZZY_WEIGHT * ratio / 100.0
 
 
+def one_edit_spellings(word: str) -> set[str]:
+    """Every string one edit from `word`: a letter dropped, two neighbours swapped, one replaced or added.
+
+    These are the usual typos (Damerau distance 1). About 54 per letter (digits too when the word has
+    one), so a 10-letter word gives ~560, each an entry lookup in PostgreSQL's word index, most finding
+    nothing.
+    """
+    alphabet = _LETTERS + (_DIGITS if any(ch.isdigit() for ch in word) else "")
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    found = {a + b[1:] for a, b in splits if b}
+    found |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    found |= {a + c + b[1:] for a, b in splits if b for c in alphabet}
+    found |= {a + c + b for a, b in splits for c in alphabet}
+    found.discard(word)
+    return found
+
+
 class CustomerSearch:
     """Ranked customer lookup over the mirror.
 
@@ -158,7 +185,7 @@ class CustomerSearch:
         q = clean_query(query)
         if not q:
             return []
-        with self._sessions() as session:
+        with transaction(self._sessions, readonly=True) as session:
             repo = CustomerSearchRepository(session)
             hits: dict[int, _Hit] = {}
             for hit in self._lookups(repo, q, limit=limit, sales_rep_id=sales_rep_id):
@@ -204,37 +231,108 @@ class CustomerSearch:
         if _BARE_DOMAIN.fullmatch(q.lower()):
             found = repo.by_email_domain(q.lower(), sales_rep_id=sales_rep_id, limit=limit)
             yield from exact(found, MatchedOn.EMAIL_DOMAIN)
-        yield from exact(repo.by_entity_id(q, sales_rep_id=sales_rep_id, limit=limit), MatchedOn.ENTITY_ID)
-        yield from exact(repo.by_city(q, sales_rep_id=sales_rep_id, limit=limit), MatchedOn.CITY, CITY_SCORE)
-        yield from self._by_name(repo, normalize_name(q), limit=limit, sales_rep_id=sales_rep_id)
+        by_entity_id = repo.by_entity_id(q, sales_rep_id=sales_rep_id, limit=limit)
+        by_city = repo.by_city(q, sales_rep_id=sales_rep_id, limit=limit)
+        yield from exact(by_entity_id, MatchedOn.ENTITY_ID)
+        yield from exact(by_city, MatchedOn.CITY, CITY_SCORE)
+        yield from self._by_name(
+            repo,
+            normalize_name(q),
+            limit=limit,
+            sales_rep_id=sales_rep_id,
+            last_resort=not by_entity_id and not by_city,
+        )
 
     def _by_name(
-        self, repo: CustomerSearchRepository, nq: str, *, limit: int, sales_rep_id: int | None
+        self,
+        repo: CustomerSearchRepository,
+        nq: str,
+        *,
+        limit: int,
+        sales_rep_id: int | None,
+        last_resort: bool = True,
     ) -> Iterable[_Hit]:
+        """Name candidates, cheapest stage first, stopping as soon as there are `limit` good answers:
+
+        1. names starting with the query (a B-tree range: exact and prefix matches);
+        2. names holding every query word (SQLite: FTS5 substrings; PostgreSQL: the word index);
+        3. only when stage 1 found nothing, names one typo away. A name that matches as typed means the
+           query is spelt right: the typo stage would only add names ranked below every prefix match
+           (fuzzy scores stay under 0.90), at the cost of the dearest stage.
+        `last_resort`: on PostgreSQL, when the cheap stages find no name at all, whether to pay for a
+        trigram similarity scan (100 ms and more at 1M rows); the caller says no when the query has
+        already found something else (a city, an entity id), so that an empty answer is the only one
+        that waits for it.
+        All candidates are then scored alike, so skipping a stage drops fuzzy tails, never reorders.
+        """
         if not nq:
             return
-        if repo.dialect == "postgresql":
-            cap = max(4 * limit, PG_CANDIDATES_MIN)
-            yield from _scored(nq, repo.name_candidates_pg(nq, sales_rep_id=sales_rep_id, limit=cap), limit)
-            return
-        # SQLite: a small book of one sales rep is re-ranked whole, which needs no index at all.
-        if sales_rep_id is not None and repo.rep_book_size(sales_rep_id) <= SQLITE_REP_BOOK_CAP:
+        if (
+            repo.dialect == "sqlite"
+            and sales_rep_id is not None
+            and repo.rep_book_size(sales_rep_id) <= SQLITE_REP_BOOK_CAP
+        ):  # a small book of one sales rep is re-ranked whole, which needs no index at all
             yield from _scored(nq, repo.rep_book(sales_rep_id), limit)
             return
-        # Otherwise cheapest first, stopping as soon as there are enough good answers:
-        # prefix (plain index) -> every word as a substring (FTS5) -> one typo allowed (FTS5).
         seen: dict[int, Candidate] = {}
-        for c in repo.name_prefix_sqlite(nq, sales_rep_id=sales_rep_id, limit=limit):
-            seen[c.internal_id] = c
-        words = nq.split()
-        for expression in (fts_all_words_expression(words), fts_typo_expression(words)):
-            if sum(1 for c in seen.values() if name_score(nq, c.name_normalized)) >= limit:
-                break
-            if expression is None:
-                continue
-            for c in repo.name_fts_sqlite(expression, sales_rep_id=sales_rep_id, limit=SQLITE_FTS_CAP):
+
+        def add(candidates: Iterable[Candidate]) -> None:
+            for c in candidates:
                 seen.setdefault(c.internal_id, c)
+
+        def enough() -> bool:
+            return sum(1 for c in seen.values() if name_score(nq, c.name_normalized) is not None) >= limit
+
+        add(repo.name_prefix(nq, sales_rep_id=sales_rep_id, limit=limit))
+        typed_right = bool(seen)
+        # The common little words narrow nothing and cost most to look up (a fifth of all names hold
+        # "and"): they are left to the scoring, unless they are all the query has.
+        words = [w for w in nq.split() if w not in NEVER_A_TYPO] or nq.split()
+        if not enough():
+            add(self._all_words(repo, words, sales_rep_id=sales_rep_id))
+        if not typed_right and not enough():
+            add(self._one_typo(repo, words, sales_rep_id=sales_rep_id))
+        if not seen and last_resort and repo.dialect == "postgresql":
+            cap = max(4 * limit, PG_CANDIDATES_MIN)
+            add(repo.name_candidates_pg(nq, sales_rep_id=sales_rep_id, limit=cap))
         yield from _scored(nq, list(seen.values()), limit)
+
+    @staticmethod
+    def _all_words(
+        repo: CustomerSearchRepository, words: list[str], *, sales_rep_id: int | None
+    ) -> list[Candidate]:
+        if repo.dialect == "postgresql":
+            return repo.name_all_words_pg(words, sales_rep_id=sales_rep_id, limit=PG_WORDS_CAP)
+        expression = fts_all_words_expression(words)
+        if expression is None:
+            return []
+        return repo.name_fts_sqlite(expression, sales_rep_id=sales_rep_id, limit=SQLITE_FTS_CAP)
+
+    @staticmethod
+    def _one_typo(
+        repo: CustomerSearchRepository, words: list[str], *, sales_rep_id: int | None
+    ) -> list[Candidate]:
+        if repo.dialect == "sqlite":
+            expression = fts_typo_expression(words)
+            if expression is None:
+                return []
+            return repo.name_fts_sqlite(expression, sales_rep_id=sales_rep_id, limit=SQLITE_FTS_CAP)
+        # PostgreSQL: each word in turn may be the misspelt one; its spellings one edit away, beside
+        # the query's other words, are whole-word lookups. A lone word must be longer than one beside
+        # others, which narrow the match: a short word has many neighbours. A lone word may also be
+        # two words whose space was lost ("acmeindustrial"): one more edit, tried as every split.
+        min_len = TYPO_MIN_WORD if len(words) == 1 else TYPO_MIN_WORD_BESIDE_OTHERS
+        clauses: list[tuple[list[str], set[str]]] = [
+            ([w for w in words if w != suspect], one_edit_spellings(suspect))
+            for suspect in dict.fromkeys(words)
+            if len(suspect) >= min_len and suspect not in NEVER_A_TYPO
+        ]
+        found = repo.name_spellings_pg(clauses, sales_rep_id=sales_rep_id, limit=PG_WORDS_CAP)
+        if len(words) == 1 and not found:
+            (word,) = words
+            splits = [[word[:i], word[i:]] for i in range(MIN_FTS_TERM, len(word) - MIN_FTS_TERM + 1)]
+            found = repo.name_with_words_pg(splits, sales_rep_id=sales_rep_id, limit=PG_WORDS_CAP)
+        return found
 
     # --- building results ----------------------------------------------------------------------
 

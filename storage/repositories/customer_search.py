@@ -4,9 +4,14 @@ Every lookup returns `Candidate`s (internal id and normalised name) and never de
 the service scores them in Python, so both databases rank the same rows the same way. What differs is
 only how name candidates are found quickly:
 
-- PostgreSQL: `q <% name_normalized` (word similarity) answered by the trigram GIN index of migration
-  0002, best `word_similarity` first. `<%` rather than `%`: it scores the query against the best-matching
-  part of a longer name, which is what someone typing the start of a name needs, and it measured 3x faster.
+- PostgreSQL: whole words, from the word GIN index of migration 0005 (`string_to_array(name, ' ')`):
+  "every query word" is one containment test, and a typo is found by asking for the spellings one edit
+  away from a query word, next to the other words (`name_spellings_pg`). Trigram scans
+  (`LIKE '%w%'` and `q <% name`, GIN of 0002) are kept for what words cannot answer, a lone word being
+  typed and a query with two typos, because every trigram of a common word lists a large part of
+  the table: one such word cost 10-50 ms at 1M rows, while a word lookup costs about one.
+- Both: a name prefix is a range scan of a code-point-ordered B-tree (SQLite's plain index; on
+  PostgreSQL the `COLLATE "C"` index of 0005), so the first names come back in the same order.
 - SQLite: the FTS5 trigram table `ns_customers_fts`. FTS5 matches substrings only, so typo tolerance
   comes from asking for the query's words minus one (see `fts_typo_expression`) and letting the service
   re-rank with rapidfuzz; every stage is capped so a common word cannot drag in the whole table.
@@ -22,7 +27,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, column, func, literal, literal_column, or_, select, table, text
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnClause
 
@@ -94,6 +114,15 @@ _fts_match: ColumnClause[Any] = literal_column(FTS_TABLE)
 _C = NsCustomer
 _A = NsCustomerAddress
 _CandidateSelect = Select[int, str | None]  # (internal id, normalised name)
+# The indexed expression of `ix_ns_customers_name_words` (migration 0005), spelt exactly as indexed: the
+# separator must be a literal, since a bound parameter would not match the index expression.
+_name_words: ColumnElement[Any] = func.string_to_array(
+    _C.name_normalized, literal_column("' '"), type_=ARRAY(Text)
+)
+
+
+def _word_array(words: Sequence[str]) -> ColumnElement[Any]:
+    return bindparam(None, list(words), type_=ARRAY(Text))
 
 
 class CustomerSearchRepository:
@@ -177,8 +206,103 @@ class CustomerSearchRepository:
 
     # --- name candidates -----------------------------------------------------------------------
 
+    def name_prefix(self, query: str, *, sales_rep_id: int | None, limit: int) -> list[Candidate]:
+        """Names starting with `query` (an exact one first), in code-point order, from a B-tree range scan.
+
+        Normalised names hold only `[0-9a-z ]`, all below "~", so `[query, query + "~")` is exactly the
+        names that start with `query`. On PostgreSQL the comparison is made in the "C" collation, which
+        `ix_ns_customers_name_c` (migration 0005) indexes; under any other collation this range would be
+        neither the prefix nor indexable.
+        """
+        name, internal_id = self._by_name_order()
+        stmt = self._base().where(name >= query, name < query + "~").order_by(name, internal_id).limit(limit)
+        return self._run(stmt, sales_rep_id)
+
+    def name_all_words_pg(
+        self, words: Sequence[str], *, sales_rep_id: int | None, limit: int
+    ) -> list[Candidate]:
+        """PostgreSQL: names holding every query word but the last as a whole word, and the last anywhere.
+
+        The last word may still be being typed ("acme ind"), so it is a substring; the others come from
+        the word index, rarest first (GIN intersects its lists that way), and the substring is a filter
+        on those rows, not a trigram scan, and only asked when the query's words taken whole find no
+        name. A lone word is a trigram `LIKE`; one shorter than a trigram matches too
+        much to be worth asking (the prefix stage has answered it). At most `limit` names from each
+        query, in no particular order.
+        """
+        *whole, last = words
+        if not whole:
+            if len(last) < MIN_FTS_TERM:
+                return []
+            stmt = self._base().where(_C.name_normalized.contains(last, autoescape=True)).limit(limit)
+            return self._run(stmt, sales_rep_id)
+        # Every word whole first: one intersection in the index. Only if that finds nothing, the last
+        # word as a substring (being typed), checked on each row that holds the other words.
+        found = self._run(
+            self._base().where(_name_words.op("@>")(_word_array(words))).limit(limit), sales_rep_id
+        )
+        if found:  # the last word exists whole: it was typed in full
+            return found
+        seen = {c.internal_id for c in found}
+        stmt = (
+            self._base()
+            .where(_name_words.op("@>")(_word_array(whole)), func.strpos(_C.name_normalized, last) > 0)
+            .limit(limit)
+        )
+        return found + [c for c in self._run(stmt, sales_rep_id) if c.internal_id not in seen]
+
+    def name_spellings_pg(
+        self,
+        clauses: Sequence[tuple[Sequence[str], Iterable[str]]],
+        *,
+        sales_rep_id: int | None,
+        limit: int,
+    ) -> list[Candidate]:
+        """PostgreSQL: names that, for at least one of `clauses` (required words, spellings), hold every
+        required word and one of the spellings, all as whole words. At most `limit`, in no particular order.
+
+        The whole statement is a few scans of the word index, one per clause, each looking up hundreds
+        of spellings (a few microseconds each, most of them absent). A clause without required words
+        is estimated to match much of the table, so the planner would scan it instead and test every
+        row against every spelling (tens of seconds at 1M rows): sequential scans are off for this
+        statement, and on again after it (`SET LOCAL`, this transaction only).
+        """
+        conditions: list[ColumnElement[bool]] = []
+        for required, spellings in clauses:
+            variants = sorted(spellings)
+            if not variants:
+                continue
+            condition: ColumnElement[bool] = _name_words.op("&&")(_word_array(variants))
+            if required:
+                condition = and_(_name_words.op("@>")(_word_array(required)), condition)
+            conditions.append(condition)
+        if not conditions:
+            return []
+        stmt = self._base().where(or_(*conditions)).limit(limit)
+        self.session.execute(text("SELECT set_config('enable_seqscan', 'off', true)"))
+        try:
+            return self._run(stmt, sales_rep_id)
+        finally:
+            self.session.execute(text("SELECT set_config('enable_seqscan', 'on', true)"))
+
+    def name_with_words_pg(
+        self, word_sets: Sequence[Sequence[str]], *, sales_rep_id: int | None, limit: int
+    ) -> list[Candidate]:
+        """PostgreSQL: names holding every word of at least one of `word_sets` as a whole word.
+
+        Each set is one containment test on the word index. At most `limit`, in no particular order.
+        """
+        conditions = [_name_words.op("@>")(_word_array(ws)) for ws in word_sets if ws]
+        if not conditions:
+            return []
+        return self._run(self._base().where(or_(*conditions)).limit(limit), sales_rep_id)
+
     def name_candidates_pg(self, query: str, *, sales_rep_id: int | None, limit: int) -> list[Candidate]:
-        """PostgreSQL: names similar to `query` by trigram word similarity, best first."""
+        """PostgreSQL: names similar to `query` by trigram word similarity, best first.
+
+        The last resort (two typos in one query): every trigram of the query is looked up, so a query
+        with common words costs 100 ms and more at 1M rows.
+        """
         if len(query) < MIN_FTS_TERM:  # too short for trigrams to mean anything: a plain prefix
             stmt = (
                 self._base()
@@ -196,17 +320,6 @@ class CustomerSearchRepository:
             self._base()
             .where(q.op("<%")(_C.name_normalized))
             .order_by(func.word_similarity(q, _C.name_normalized).desc(), _C.internal_id)
-            .limit(limit)
-        )
-        return self._run(stmt, sales_rep_id)
-
-    def name_prefix_sqlite(self, query: str, *, sales_rep_id: int | None, limit: int) -> list[Candidate]:
-        """SQLite: names starting with `query`, from the plain index on `name_normalized` (exact ones too)."""
-        # Normalised names hold only [0-9a-z ], all below "~", so [query, query + "~") is exactly the prefix.
-        stmt = (
-            self._base()
-            .where(_C.name_normalized >= query, _C.name_normalized < query + "~")
-            .order_by(_C.name_normalized, _C.internal_id)
             .limit(limit)
         )
         return self._run(stmt, sales_rep_id)
