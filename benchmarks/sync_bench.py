@@ -59,6 +59,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/sync_bench.py`
+
 from rq import Worker
 from rq.suspension import resume, suspend
 from sqlalchemy import create_engine, select, text
@@ -175,6 +177,7 @@ def worker_settings(args: argparse.Namespace) -> dict[str, str]:
     """Production defaults for the engine; only the concurrency limit follows ``--cap``."""
     return {
         "NETSUITE_CONCURRENCY_LIMIT": str(args.cap),
+        "WORKER_THREADS": str(args.threads),
         "NETSUITE_READ_TIMEOUT_SECONDS": "60",
         "SYNC_LEASE_SECONDS": "900",
         "SYNC_RECONCILE_SECONDS": "15",
@@ -387,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--syncs", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4, help="job threads per worker (WORKER_THREADS)")
     parser.add_argument("--latency-ms", type=float, default=150.0)
     parser.add_argument("--cap", type=int, default=5)
     parser.add_argument("--new-share", type=float, default=0.5, help="share of syncs to new customers")

@@ -60,7 +60,10 @@ def run_worker(container: Container, *, burst: bool = False, threads: int = 1) -
 
 
 def run_threaded_worker(container: Container, threads: int) -> None:
-    """`threads` job threads and the periodic passes until SIGTERM or SIGINT (warm: running jobs end)."""
+    """`threads` RQ workers on threads of this process, and the periodic passes, until SIGTERM or SIGINT.
+
+    A warm stop: each worker finishes its job; an idle one notices within its dequeue timeout (15 s).
+    """
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -69,16 +72,27 @@ def run_threaded_worker(container: Container, threads: int) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    log.info("worker.start", queues=list(jobs.QUEUE_NAMES), threads=threads)
+    queues = [jobs.queue(container.redis, name) for name in jobs.QUEUE_NAMES]
+    workers = [ThreadWorker(queues, connection=container.redis, worker_ttl=30) for _ in range(threads)]
+    level = container.settings.log_level
     pool = [
-        EmbeddedWorker(container, periodic=i == 0, name=f"job-thread-{i}").start() for i in range(threads)
+        threading.Thread(target=w.work, kwargs={"logging_level": level}, name=f"job-thread-{i}", daemon=True)
+        for i, w in enumerate(workers)
     ]
+    log.info("worker.start", queues=list(jobs.QUEUE_NAMES), threads=threads)
+    tasks = [t.start() for t in periodic_tasks(container)]
+    for thread in pool:
+        thread.start()
     try:
         while not stop.wait(1.0):
             pass
     finally:
-        for worker in pool:
-            worker.stop(timeout=60.0)
+        for w in workers:
+            w._stop_requested = True  # RQ's own flag, checked between jobs and after each dequeue timeout
+        for task in tasks:
+            task.stop()
+        for thread in pool:
+            thread.join(60.0)
 
 
 class EmbeddedWorker:
