@@ -113,7 +113,9 @@ class CreditApplication(Base):
         lazy="selectin",
     )
     decisions: Mapped[list[Decision]] = relationship(
-        back_populates="application", order_by="Decision.id", lazy="selectin"
+        back_populates="application",
+        order_by="Decision.id",
+        lazy="select",  # loaded when a decision needs it
     )
 
 

@@ -6,6 +6,8 @@ ingest itself read, so a mapping mistake shows up as a difference.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.customers.normalize import email_domain, normalize_name
 from bot.mirror import IngestOptions, IngestProgress, IngestReport, MirrorIngest
-from bot.mirror.ingest import DONE_CHECKPOINT, FULL_RUN_CHECKPOINT, RUN_CHECKPOINT
+from bot.mirror.ingest import DONE_CHECKPOINT, FULL_RUN_CHECKPOINT, RUN_CHECKPOINT, ReadAhead
 from netsuite import mapping
 from netsuite.client import NetSuiteClient
 from netsuite.config import NetSuiteConfig
@@ -524,3 +526,100 @@ def test_a_full_run_asked_for_replaces_an_interrupted_incremental_one(env: Env) 
     assert (report.mode, report.resumed, report.customers_read) == ("full", False, CUSTOMERS)
     assert set(checkpoints(env)) == {DONE_CHECKPOINT, "customer_deletions"}
     assert_mirror_matches(env)
+
+
+# ---- reading ahead ------------------------------------------------------------------------------
+
+
+def wipe_mirror(env: Env) -> None:
+    with env.engine.begin() as conn:
+        for table in ("ns_customer_addresses", "ns_customer_contacts", "ns_customers", "mirror_checkpoints"):
+            conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "mirror-ingest-reader" and t.is_alive()]
+
+
+def test_reading_ahead_gives_the_same_mirror_and_report_as_reading_in_turn(env: Env) -> None:
+    in_turn = env.ingest(read_ahead=False).run()
+    expected = actual_mirror(env.engine)
+    wipe_mirror(env)
+    ahead = env.ingest().run()
+    assert actual_mirror(env.engine) == expected
+    assert_mirror_matches(env)
+    for name in ("customers_read", "customers_changed", "addresses_written", "contacts_written", "pages"):
+        assert getattr(ahead, name) == getattr(in_turn, name), name
+    assert ahead.watermark == in_turn.watermark
+    assert ahead.write_seconds > 0 and ahead.read_wait_seconds > 0
+    assert not reader_threads()
+
+
+def test_an_interrupted_read_ahead_run_stops_its_reader_and_resumes_to_the_same_mirror(env: Env) -> None:
+    env.ingest(read_ahead=False).run()
+    uninterrupted = actual_mirror(env.engine)
+    wipe_mirror(env)
+
+    def stop_after_two_pages(event: IngestProgress) -> None:
+        if event.stage == "customers" and event.done >= 2 * PAGE:
+            raise Stop
+
+    with pytest.raises(Stop):
+        env.ingest().run(progress=stop_after_two_pages)
+    assert not reader_threads(), "the page read ahead must not outlive the run"
+    with env.sessions() as session:  # the page read ahead was never written
+        assert session.scalar(select(func.count()).select_from(NsCustomer)) == 2 * PAGE
+    report = env.ingest().run()
+    assert (report.mode, report.resumed, report.customers_read) == ("full", True, CUSTOMERS - 2 * PAGE)
+    assert actual_mirror(env.engine) == uninterrupted
+
+
+def test_an_incremental_read_ahead_run_fetches_children_only_for_what_changed(env: Env) -> None:
+    env.ingest().run()
+    edited = [cid for cid in range(1000, 1120, 7) if env.state.get_customer(cid) is not None]
+    for customer_id in edited:
+        env.state.edit_customer(customer_id, phone=f"555-{customer_id}")
+    report = env.ingest(page_size=5).run()  # several pages: the reader runs ahead of the writes
+    assert report.mode == "incremental"
+    assert report.customers_changed == len(edited)
+    assert_mirror_matches(env)
+
+
+def test_read_ahead_yields_every_item_in_order_then_the_sources_error() -> None:
+    def source() -> Iterator[int]:
+        yield from range(5)
+        raise ValueError("page 6 failed")
+
+    got: list[int] = []
+    with ReadAhead(source()) as reader, pytest.raises(ValueError, match="page 6 failed"):
+        for item in reader:
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+    with ReadAhead(iter(range(50))) as reader:
+        assert list(reader) == list(range(50))
+        assert list(reader) == []
+
+
+def test_read_ahead_stays_one_item_ahead_and_close_stops_the_source() -> None:
+    started: list[int] = []
+    closed = threading.Event()
+
+    def source() -> Iterator[int]:
+        try:
+            for n in range(1000):
+                started.append(n)
+                yield n
+        finally:
+            closed.set()
+
+    reader = ReadAhead(source(), name="read-ahead-test")
+    for taken in range(10):
+        assert next(reader) == taken
+        time.sleep(0.01)  # room for an unbounded reader to run away
+        assert len(started) <= taken + 2, "more than one item read ahead"
+    reader.close()
+    assert closed.is_set(), "the source was not closed"
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead-test"]
+    assert len(started) <= 12
+    with pytest.raises(StopIteration):
+        next(reader)

@@ -271,7 +271,8 @@ class DecisionService:
         )
         session.add(decision)
         session.flush()
-        session.refresh(row)
+        # Reload only the columns the conditional UPDATE changed (not the row's collections).
+        session.refresh(row, ["status", "version", "updated_at", "approved_terms", "approved_credit_limit"])
         AuditRepository(session).record(
             entity_type="application",
             entity_id=row.id,

@@ -16,7 +16,11 @@ One run, in order:
 4. A **full** run (``--full``, or the very first run) re-reads every customer and then removes
    mirrored customers it did not see, which also repairs deletions ``deletedrecord`` no longer lists.
 
-Memory stays bounded by one page: rows are streamed page by page and written in batches.
+Memory stays bounded by two pages: rows are streamed page by page and written in batches, and
+while one batch is written the next page and its address books and contacts are read in a worker
+thread (``IngestOptions.read_ahead``), at most one page ahead -- so the NetSuite wait overlaps the
+database writes instead of adding to them. A run that fails or is stopped discards the page read
+ahead; nothing of it was committed.
 
 Checkpoints (``mirror_checkpoints``): ``customers`` holds the watermark of the last finished run;
 ``customers:run`` or ``customers:full-run`` exist only while a run is in progress, holding its
@@ -25,11 +29,14 @@ cursor and start time -- whichever exists when a run starts is resumed, whatever
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -60,7 +67,11 @@ DELETIONS_CHECKPOINT = "customer_deletions"
 MAX_PAGES = 200_000
 """Bound on pages per scan (200 million rows at 1000 a page): a loop that never ends is a bug."""
 
+READ_AHEAD_JOIN_SECONDS = 120.0
+"""How long a stopped run waits for its reader thread to finish the request it is in."""
+
 Stage = Literal["lists", "customers", "deletions", "prune"]
+T = TypeVar("T")
 
 
 class NetSuiteNotConfigured(RuntimeError):
@@ -74,8 +85,11 @@ class IngestOptions:
 
     overlap: timedelta = timedelta(minutes=60)
     page_size: int = MAX_PAGE_SIZE
-    child_batch_size: int = 200
+    child_batch_size: int = 400
+    """Customer ids per address/contact query: ~750 address lines, so usually one page each."""
     timezone: tzinfo = UTC
+    read_ahead: bool = True
+    """Read the next page (and its children) in a worker thread while a batch is written."""
 
     def __post_init__(self) -> None:
         if self.overlap < timedelta(0):
@@ -126,6 +140,11 @@ class IngestReport:
     sales_reps: int = 0
     pages: int = 0
     watermark: str | None = None
+    write_seconds: float = 0.0
+    """Time spent in the customer batches' transactions (mapping and NetSuite reads excluded)."""
+    read_wait_seconds: float = 0.0
+    """Time the writer waited for the next batch to be read from NetSuite and mapped; with
+    read-ahead, the part of the NetSuite time that did not overlap the writes."""
 
     def summary(self) -> str:
         return (
@@ -163,6 +182,8 @@ class _Batch:
     addresses: list[mapping.AddressValues]
     contacts: list[mapping.ContactValues]
     cursor: Cursor
+    rows_read: int
+    total_results: int | None
 
 
 class MirrorIngest:
@@ -280,33 +301,55 @@ class MirrorIngest:
         """Scan changed customers from the plan's cursor; returns the last cursor reached."""
         cursor = plan.cursor
         total: int | None = None
-        for rows, total_results in self._keyset(
-            queries.CUSTOMERS_MODIFIED_SINCE, cursor, mapping.customer_cursor
-        ):
-            if total_results is not None and total_results < ROW_CAP:
-                total = report.customers_read + total_results
-            batch = self._read_batch(rows, currencies, full=plan.full)
-            now = self._clock()
-            with transaction(self.sessions) as session:
-                mw.upsert_customers(session, batch.customers, mirrored_at=now, only_if_changed=not plan.full)
-                report.addresses_written += mw.replace_addresses(session, batch.refresh, batch.addresses)
-                report.contacts_written += mw.replace_contacts(session, batch.refresh, batch.contacts)
-                mw.save_checkpoint(
-                    session,
-                    plan.checkpoint,
-                    watermark=batch.cursor.time,
-                    last_key=batch.cursor.key,
-                    run_started_at=plan.started_at,
-                )
-            cursor = batch.cursor
-            report.pages += 1
-            report.customers_read += len(rows)
-            report.customers_changed += len(batch.refresh)
-            notify(IngestProgress("customers", report.customers_read, total, report.customers_changed))
+        batches = self._batches(plan, currencies)
+        reader: AbstractContextManager[Iterator[_Batch]] = (
+            ReadAhead(batches, name="mirror-ingest-reader")
+            if self.options.read_ahead
+            else nullcontext(batches)
+        )
+        with reader as ordered:  # leaving it stops the reader, on errors too
+            for batch in _timed(ordered, report):
+                if batch.total_results is not None and batch.total_results < ROW_CAP:
+                    total = report.customers_read + batch.total_results
+                began = time.perf_counter()
+                self._write_batch(plan, batch, report)
+                report.write_seconds += time.perf_counter() - began
+                cursor = batch.cursor
+                report.pages += 1
+                report.customers_read += batch.rows_read
+                report.customers_changed += len(batch.refresh)
+                notify(IngestProgress("customers", report.customers_read, total, report.customers_changed))
         return cursor
 
+    def _batches(self, plan: _Plan, currencies: dict[int, str]) -> Iterator[_Batch]:
+        """The scan's batches, read from NetSuite and mapped, in keyset order (no writes)."""
+        for rows, total_results in self._keyset(
+            queries.CUSTOMERS_MODIFIED_SINCE, plan.cursor, mapping.customer_cursor
+        ):
+            yield self._read_batch(rows, total_results, currencies, full=plan.full)
+
+    def _write_batch(self, plan: _Plan, batch: _Batch, report: IngestReport) -> None:
+        """One transaction: the batch's customers, their complete child sets, the cursor."""
+        now = self._clock()
+        with transaction(self.sessions) as session:
+            mw.upsert_customers(session, batch.customers, mirrored_at=now, only_if_changed=not plan.full)
+            report.addresses_written += mw.replace_addresses(session, batch.refresh, batch.addresses)
+            report.contacts_written += mw.replace_contacts(session, batch.refresh, batch.contacts)
+            mw.save_checkpoint(
+                session,
+                plan.checkpoint,
+                watermark=batch.cursor.time,
+                last_key=batch.cursor.key,
+                run_started_at=plan.started_at,
+            )
+
     def _read_batch(
-        self, rows: Sequence[dict[str, Any]], currencies: dict[int, str], *, full: bool
+        self,
+        rows: Sequence[dict[str, Any]],
+        total_results: int | None,
+        currencies: dict[int, str],
+        *,
+        full: bool,
     ) -> _Batch:
         """Map one page; fetch address books and contacts of the customers that changed."""
         latest: dict[int, dict[str, Any]] = {}
@@ -316,7 +359,7 @@ class MirrorIngest:
         if full:
             refresh = [v["internal_id"] for v in values]
         else:
-            with self.sessions() as session:
+            with transaction(self.sessions, readonly=True) as session:  # beside the writer
                 stored = mw.stored_versions(session, latest)
             refresh = [
                 v["internal_id"]
@@ -333,7 +376,13 @@ class MirrorIngest:
             q = queries.with_id_list(queries.CUSTOMER_CONTACTS, len(ids))
             contacts += [c for row in run_query(self.client, q, ids) if (c := mapping.contact(row))]
         return _Batch(
-            values, refresh, _unique(addresses), _unique(contacts), mapping.customer_cursor(rows[-1])
+            values,
+            refresh,
+            _unique(addresses),
+            _unique(contacts),
+            mapping.customer_cursor(rows[-1]),
+            len(rows),
+            total_results,
         )
 
     def _customer_values(self, row: dict[str, Any], currencies: dict[int, str]) -> mapping.CustomerValues:
@@ -396,6 +445,95 @@ class MirrorIngest:
                 return
             cursor = last
         raise ProtocolError(None, None, f"keyset scan stopped after {MAX_PAGES} pages")
+
+
+class ReadAhead(Generic[T]):
+    """Iterate ``source`` in a worker thread, at most one item ahead of the consumer.
+
+    The worker produces item n+1 while the consumer works on item n, then waits until the
+    consumer takes it: memory holds two items at most, whatever the length of ``source``. An
+    exception in ``source`` is raised by the consumer's ``next()``, after the items before it.
+    :meth:`close` (also on leaving a ``with`` block) stops the worker and waits for it, so no
+    request is still running when the caller goes on (a resumed run, a test's next step).
+    """
+
+    _POLL_SECONDS = 0.1
+
+    def __init__(self, source: Iterator[T], *, name: str = "read-ahead") -> None:
+        self._source = source
+        self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._slot = threading.Semaphore(1)  # items produced but not yet taken
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._slot.acquire(timeout=self._POLL_SECONDS):
+                    continue
+                if self._stop.is_set():
+                    return
+                try:
+                    item = next(self._source)
+                except StopIteration:
+                    self._items.put(("done", None))
+                    return
+                self._items.put(("item", item))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._items.put(("error", exc))
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()  # a generator is closed by the thread that runs it
+
+    def __iter__(self) -> ReadAhead[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._finished:
+            raise StopIteration
+        while True:
+            try:
+                kind, value = self._items.get(timeout=self._POLL_SECONDS)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._items.empty():
+                    self._finished = True
+                    raise RuntimeError("the read-ahead worker ended without a result") from None
+        if kind == "item":
+            self._slot.release()  # taken: the worker may read the next one meanwhile
+            return value  # type: ignore[no-any-return]
+        self._finished = True
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop reading ahead; wait for the worker to finish what it is doing."""
+        self._finished = True
+        self._stop.set()
+        self._thread.join(READ_AHEAD_JOIN_SECONDS)
+        if self._thread.is_alive():  # pragma: no cover - a request outlived every client timeout
+            log.warning("mirror.ingest.reader_still_running", seconds=READ_AHEAD_JOIN_SECONDS)
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _timed(batches: Iterator[_Batch], report: IngestReport) -> Iterator[_Batch]:
+    """``batches``, adding the time spent waiting for each to ``report.read_wait_seconds``."""
+    for _ in range(MAX_PAGES):
+        began = time.perf_counter()
+        batch = next(batches, None)
+        report.read_wait_seconds += time.perf_counter() - began
+        if batch is None:
+            return
+        yield batch
 
 
 def _deleted_cursor(row: dict[str, Any]) -> Cursor:

@@ -242,6 +242,14 @@ class SeedData:
 
     def customer(self, index: int) -> Customer:
         """Build base customer ``index`` (a fresh object each call; callers may mutate it)."""
+        return self.customer_with_contacts(index)[0]
+
+    def customer_with_contacts(self, index: int) -> tuple[Customer, list[Contact]]:
+        """Base customer ``index`` and its contacts, built together (fresh objects).
+
+        Building a customer builds its contacts anyway (its contact roles point at them), so a
+        caller that needs both -- SuiteQL's read path -- gets them for the price of one.
+        """
         if not 0 <= index < self.count:
             raise IndexError(f"customer index {index} outside 0..{self.count - 1}")
         slot = self.slot_of(index)
@@ -313,10 +321,11 @@ class SeedData:
         )
         customer.address_book = self._address_book(rng, cid, name, city, state, zip_prefix,
                                                     country, area, large)  # fmt: skip
+        contacts = self._contacts_of(index, slot, name)
         customer.contact_roles = [
-            ContactRole(contact.id, -10 if k == 0 else 2) for k, contact in enumerate(self.contacts_of(index))
+            ContactRole(contact.id, -10 if k == 0 else 2) for k, contact in enumerate(contacts)
         ]
-        return customer
+        return customer, contacts
 
     def _address_book(
         self,
@@ -375,7 +384,10 @@ class SeedData:
 
     def contacts_of(self, index: int) -> list[Contact]:
         slot = self.slot_of(index)
-        return [self._contact(index, slot, k) for k in range(self.contact_count(slot))]
+        return self._contacts_of(index, slot, self.company_name(slot))
+
+    def _contacts_of(self, index: int, slot: int, company: str) -> list[Contact]:
+        return [self._contact(index, slot, k, company) for k in range(self.contact_count(slot))]
 
     def contact(self, contact_id: int) -> Contact | None:
         """Base contact by internal id, or ``None``."""
@@ -386,15 +398,17 @@ class SeedData:
         index = self.index_of(CUSTOMER_ID_BASE + slot)
         if index is None or k >= self.contact_count(slot):
             return None
-        return self._contact(index, slot, k)
+        return self._contact(index, slot, k, self.company_name(slot))
 
-    def _contact(self, index: int, slot: int, k: int) -> Contact:
+    def _contact(self, index: int, slot: int, k: int, company: str) -> Contact:
+        """Contact ``k`` of slot ``slot``; ``company`` is ``company_name(slot)`` (the email domain
+        comes from it), passed in so a customer's contacts do not re-derive it each."""
         rng = self._rng(f"contact{k}", slot)
         first, last = rng.choice(_PEOPLE_FIRST), rng.choice(_PEOPLE_LAST)
         cid = CUSTOMER_ID_BASE + slot
         contact_id = CONTACT_ID_BASE + slot * CONTACTS_PER_SLOT + k
         modified = self.last_modified(index)
-        domain = "".join(ch for ch in self.company_name(slot).lower().split(" ")[0] if ch.isalnum())
+        domain = "".join(ch for ch in company.lower().split(" ")[0] if ch.isalnum())
         return Contact(
             id=contact_id,
             entity_id=f"{first} {last}",

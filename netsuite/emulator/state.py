@@ -6,14 +6,19 @@ hide a record and add a ``deletedrecord`` row. Memory therefore grows with the n
 never with the size of the seeded account.
 
 All methods are thread-safe (one re-entrant lock); readers get copies so no caller can change a
-stored record behind the lock's back. Tests use the public methods to act "in NetSuite" meanwhile,
-e.g. ``state.edit_customer(1005, credit_limit=Decimal("5000"))``.
+stored record behind the lock's back. The one exception is SuiteQL's read path (``peek_customer``,
+``peek_contacts_of_customer``, ``scan_customers(shared=True)``): it only reads, so it gets the
+records themselves, and base records come from a small LRU cache -- a page of customers, then its
+address books and contacts, generates each customer once instead of three times (memory: at
+most ``cache_size`` base customers). Tests use the public methods to act "in NetSuite"
+meanwhile, e.g. ``state.edit_customer(1005, credit_limit=Decimal("5000"))``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
@@ -29,6 +34,10 @@ from netsuite.emulator.seed import (
 SortKey = tuple[datetime, int]
 Loader = Callable[[], Any]
 
+BASE_CACHE_SIZE = 4096
+"""Base customers (with their contacts) kept for SuiteQL reads: a few pages of 1000, so a page and
+the address/contact queries that follow it -- and a reader one page ahead -- all hit the cache."""
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -38,9 +47,19 @@ class EmulatorState:
     """A NetSuite account: ``customers`` seeded customers from ``seed``, plus every change since."""
 
     def __init__(
-        self, seed: int = 1, customers: int = 200, *, clock: Callable[[], datetime] | None = None
+        self,
+        seed: int = 1,
+        customers: int = 200,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        cache_size: int = BASE_CACHE_SIZE,
     ) -> None:
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.base = SeedData(seed, customers)
+        self._cache_size = cache_size
+        self._cache: OrderedDict[int, tuple[Customer, list[Contact]]] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
         self._customers: dict[int, Customer] = {}
@@ -97,6 +116,46 @@ class EmulatorState:
             return stored
         index = self.base.index_of(customer_id)
         return None if index is None else self.base.customer(index)
+
+    def _base_shared(self, index: int) -> tuple[Customer, list[Contact]]:
+        """Base customer ``index`` and its contacts, shared (never mutate), from the LRU cache.
+
+        Base records are a pure function of ``(seed, index)``, so a cached one is never stale;
+        whether it is still visible (not overlaid, not deleted) is decided by the callers.
+        """
+        with self._cache_lock:
+            found = self._cache.get(index)
+            if found is not None:
+                self._cache.move_to_end(index)
+                return found
+        built = self.base.customer_with_contacts(index)  # outside the lock: generation is slow
+        if self._cache_size:
+            with self._cache_lock:
+                self._cache[index] = built
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return built
+
+    @property
+    def cached_customers(self) -> int:
+        """How many generated base customers the read cache holds (at most ``cache_size``)."""
+        with self._cache_lock:
+            return len(self._cache)
+
+    def peek_customer(self, customer_id: int) -> Customer | None:
+        """Customer ``customer_id`` without a copy, for readers that never change it (SuiteQL).
+
+        Stored overlay records are replaced on save, never changed in place, so the object a
+        reader holds stays consistent while others write.
+        """
+        with self._lock:
+            if customer_id in self._deleted_customers:
+                return None
+            stored = self._customers.get(customer_id)
+            if stored is not None:
+                return stored
+            index = self.base.index_of(customer_id)
+        return None if index is None else self._base_shared(index)[0]
 
     def get_customer(self, customer_id: int) -> Customer | None:
         """A copy of customer ``customer_id``, or ``None`` if it does not exist (or was deleted)."""
@@ -203,20 +262,23 @@ class EmulatorState:
 
     # --- ordered scans for SuiteQL -------------------------------------------------------------
 
-    def _customer_snapshot(self) -> tuple[list[tuple[SortKey, Customer]], set[int]]:
+    def _customer_snapshot(self, *, copy: bool = True) -> tuple[list[tuple[SortKey, Customer]], set[int]]:
         with self._lock:
-            overlay = sorted(((c.last_modified, c.id), c.copy()) for c in self._customers.values())
+            overlay = sorted(
+                ((c.last_modified, c.id), c.copy() if copy else c) for c in self._customers.values()
+            )
             return overlay, set(self._hidden_customers)
 
     def scan_customers(
-        self, after: SortKey | None = None, *, inclusive: bool = True
+        self, after: SortKey | None = None, *, inclusive: bool = True, shared: bool = False
     ) -> Iterator[tuple[SortKey, Loader]]:
         """Customers ordered by ``(lastmodifieddate, id)`` from ``after`` on, loaded lazily.
 
         Yields ``(key, loader)``; calling ``loader()`` builds the record, so skipping rows (offset
-        paging) costs no record generation.
+        paging) costs no record generation. ``shared``: loaders return cached base records that
+        the caller must not change (SuiteQL's read path); otherwise each load is a fresh object.
         """
-        overlay, hidden = self._customer_snapshot()
+        overlay, hidden = self._customer_snapshot(copy=not shared)
         start = 0 if after is None else self.base.first_index_after(after, inclusive=inclusive)
         pos = 0
         if after is not None:
@@ -225,6 +287,7 @@ class EmulatorState:
             ):
                 pos += 1
         base = self.base
+        load: Callable[[int], Any] = self._shared_customer if shared else base.customer
         for index in range(start, base.count):
             key = base.sort_key(index)
             while pos < len(overlay) and overlay[pos][0] < key:
@@ -232,13 +295,16 @@ class EmulatorState:
                 pos += 1
             if key[1] in hidden:
                 continue
-            yield key, partial(base.customer, index)
+            yield key, partial(load, index)
         for key, customer in overlay[pos:]:
             yield key, partial(_same, customer)
 
+    def _shared_customer(self, index: int) -> Customer:
+        return self._base_shared(index)[0]
+
     def count_customers(self, after: SortKey | None = None, *, inclusive: bool = True) -> int:
         """How many customers ``scan_customers`` would yield, by arithmetic (no generation)."""
-        overlay, hidden = self._customer_snapshot()
+        overlay, hidden = self._customer_snapshot(copy=False)
         start = 0 if after is None else self.base.first_index_after(after, inclusive=inclusive)
         hidden_after = sum(
             1 for cid in hidden if (index := self.base.index_of(cid)) is not None and index >= start
@@ -338,6 +404,20 @@ class EmulatorState:
                 if contact.company_id == customer_id:
                     found[contact.id] = contact.copy()
             return [found[key] for key in sorted(found)]
+
+    def peek_contacts_of_customer(self, customer_id: int) -> list[Contact]:
+        """:meth:`contacts_of_customer` without copies, for readers that never change them
+        (SuiteQL); base contacts come from the cache shared with :meth:`peek_customer`."""
+        index = self.base.index_of(customer_id)
+        base = self._base_shared(index)[1] if index is not None else []  # generate outside the lock
+        with self._lock:
+            found: dict[int, Contact] = {
+                c.id: c for c in base if c.id not in self._contacts and c.id not in self._deleted_contacts
+            }
+            for contact in self._contacts.values():
+                if contact.company_id == customer_id:
+                    found[contact.id] = contact
+        return [found[key] for key in sorted(found)]
 
     def scan_contacts(self) -> Iterator[Contact]:
         """Every contact (slow on big seeds; SuiteQL uses it only without a company filter)."""

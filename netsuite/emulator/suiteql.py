@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,6 +50,8 @@ from netsuite.emulator.tables import Hint, Row, Table, build_tables
 
 MAX_LIMIT = 1000
 MAX_RESULTS = 100_000
+BOUND_CACHE_SIZE = 64
+"""Parsed and bound statements kept per service, by their text."""
 
 _FUNCTIONS: dict[str, tuple[int, int]] = {
     "TO_CHAR": (1, 2),
@@ -193,14 +198,19 @@ class _Bound:
             )
         ]
         self.columns: dict[Column, tuple[str, str]] = {}
+        self.column_nodes: dict[int, tuple[str, str]] = {}  # by node id: no dataclass hashing per row
         self.constant_calls: set[int] = set()
+        self.constant_lists: set[int] = set()
         for expr in exprs:
             self._check(expr)
             self.constant_calls.update(id(call) for call in _calls(expr) if _is_constant(call))
+            self.constant_lists.update(
+                id(item) for item in _in_lists(expr) if all(_is_constant(e) for e in item.items)
+            )
 
     def _check(self, expr: Expr) -> None:
         for ref in column_refs(expr):
-            self.columns[ref] = self.resolve(ref)
+            self.columns[ref] = self.column_nodes[id(ref)] = self.resolve(ref)
         for call in _calls(expr):
             arity = _FUNCTIONS.get(call.name)
             if arity is None:
@@ -247,7 +257,74 @@ def _calls(expr: Expr) -> Iterator[Call]:
             yield from _calls(part)
 
 
+def _in_lists(expr: Expr) -> Iterator[InList]:
+    if isinstance(expr, InList):
+        yield expr
+        yield from _in_lists(expr.operand)
+        for item in expr.items:
+            yield from _in_lists(item)
+    elif isinstance(expr, Call):
+        for arg in expr.args:
+            yield from _in_lists(arg)
+    elif isinstance(expr, Unary | IsNull):
+        yield from _in_lists(expr.operand)
+    elif isinstance(expr, Binary):
+        yield from _in_lists(expr.left)
+        yield from _in_lists(expr.right)
+    elif isinstance(expr, Between):
+        for part in (expr.operand, expr.low, expr.high):
+            yield from _in_lists(part)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+class _Members:
+    """The values of a constant ``IN (...)`` list, prepared for hashed lookups.
+
+    ``x IN (a, b, ...)`` is ``x = a OR x = b OR ...`` under :func:`_compare`'s implicit casts: a
+    number against text compares as numbers (and fails on text that is no number), text against
+    text compares as text. For lists of non-null numbers and text -- every list Credit Desk
+    sends -- that is two set lookups: the operand as a number among the items as numbers, the
+    operand as text among the text items. Anything else (a NULL item, dates, booleans, a
+    comparison that would fail) returns ``None`` from :meth:`lookup`, and the caller compares
+    item by item exactly as before, raising the same errors.
+    """
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+        self.simple = all(v is not None and (isinstance(v, str) or _is_number(v)) for v in values)
+        self.texts = {v for v in values if isinstance(v, str)}
+        numbers = [_number(v) for v in values if _is_number(v)]
+        self.numbers = {n for n in numbers if n is not None}
+        texts_as_numbers = [_number(v) for v in self.texts]
+        self.all_as_numbers: set[Decimal] | None = None
+        if all(n is not None and n.is_finite() for n in [*numbers, *texts_as_numbers]):
+            self.all_as_numbers = {n for n in [*numbers, *texts_as_numbers] if n is not None}
+
+    def lookup(self, operand: Any) -> bool | None:
+        """``operand IN values`` (True/False), or ``None``: compare item by item instead."""
+        if not self.simple:
+            return None
+        if _is_number(operand):
+            number = _number(operand)
+            if self.all_as_numbers is None or number is None or not number.is_finite():
+                return None
+            return number in self.all_as_numbers
+        if isinstance(operand, str):
+            if self.numbers:
+                number = _number(operand)
+                if number is None or not number.is_finite():
+                    return None
+                if number in self.numbers:
+                    return True
+            return operand in self.texts
+        return None
+
+
 Env = dict[str, Row | None]
+_SelectEntry = tuple[str, tuple[str, str] | None, Callable[[Env], Any]]
 
 
 class _Evaluator:
@@ -256,6 +333,8 @@ class _Evaluator:
         self.params = params
         self.zone = zone
         self._constants: dict[int, Any] = {}
+        self._members: dict[int, _Members] = {}
+        self._select: list[_SelectEntry] | None = None
 
     def value(self, expr: Expr, env: Env) -> Any:
         if isinstance(expr, Literal):
@@ -263,7 +342,7 @@ class _Evaluator:
         if isinstance(expr, Param):
             return self.params[expr.index]
         if isinstance(expr, Column):
-            alias, name = self.bound.columns[expr]
+            alias, name = self.bound.column_nodes[id(expr)]
             row = env.get(alias)
             return None if row is None else row.get(name)
         if isinstance(expr, Call):
@@ -283,8 +362,7 @@ class _Evaluator:
             operand = self.value(expr.operand, env)
             if operand is None:
                 return None
-            results = [_compare("=", operand, self.value(item, env)) for item in expr.items]
-            found: bool | None = True if any(results) else None if any(r is None for r in results) else False
+            found = self.in_list(expr, operand, env)
             return None if found is None else (not found if expr.negated else found)
         if isinstance(expr, IsNull):
             is_null = self.value(expr.operand, env) is None
@@ -296,6 +374,76 @@ class _Evaluator:
             inside = _and(low, high)
             return None if inside is None else (not inside if expr.negated else inside)
         raise _EvalError(f"unsupported expression {expr!r}")
+
+    def select_list(self) -> list[_SelectEntry]:
+        """The SELECT list as ``(result key, (alias, column) if a plain column, value of the
+        row)``, built once per query."""
+        if self._select is None:
+            self._select = []
+            for position, select in enumerate(self.bound.query.select, start=1):
+                if select.alias:
+                    key = select.alias.lower()
+                elif isinstance(select.expr, Column):
+                    key = select.expr.name
+                else:
+                    key = f"expr{position}"
+                column = self.bound.column_nodes[id(select.expr)] if isinstance(select.expr, Column) else None
+                self._select.append((key, column, self.compiled(select.expr)))
+        return self._select
+
+    def compiled(self, expr: Expr) -> Callable[[Env], Any]:
+        """A function computing ``self.value(expr, env)``, specialised for the shapes a SELECT
+        list is made of -- a column, ``BUILTIN.DF(column)``, ``TO_CHAR(x, 'literal format')`` --
+        so projecting a thousand rows does not walk the expression tree a thousand times."""
+        if isinstance(expr, Column):
+            alias, name = self.bound.column_nodes[id(expr)]
+
+            def column(env: Env) -> Any:
+                row = env.get(alias)
+                return None if row is None else row.get(name)
+
+            return column
+        if isinstance(expr, Call) and id(expr) not in self.bound.constant_calls:
+            if expr.name == "BUILTIN.DF" and isinstance(expr.args[0], Column):
+                table_alias, name = self.bound.column_nodes[id(expr.args[0])]
+                display = self.bound.aliases[table_alias].display
+                field = self.compiled(expr.args[0])
+                return lambda env: display(name, field(env))
+            fmt = expr.args[1] if expr.name == "TO_CHAR" and len(expr.args) == 2 else None
+            if isinstance(fmt, Literal) and isinstance(fmt.value, str):
+                try:
+                    directives = _strftime_format(fmt.value)
+                except _EvalError:  # raised by the general path, and only on a date value
+                    return partial(self.value, expr)
+                operand, zone = self.compiled(expr.args[0]), self.zone
+
+                def to_char(env: Env) -> Any:
+                    value = operand(env)
+                    if value is None:
+                        return None
+                    if isinstance(value, datetime):
+                        return value.astimezone(zone).strftime(directives)
+                    return _text(value)
+
+                return to_char
+        return partial(self.value, expr)
+
+    def in_list(self, expr: InList, operand: Any, env: Env) -> bool | None:
+        """``operand IN (items)`` with SQL's three-valued logic. A list of constants (``?``
+        placeholders, literals) is evaluated once per query and looked up by hash, so a query
+        with a 1000-id list costs one lookup per row, not a thousand comparisons."""
+        if id(expr) in self.bound.constant_lists:
+            members = self._members.get(id(expr))
+            if members is None:
+                members = self._members[id(expr)] = _Members([self.value(i, {}) for i in expr.items])
+            found = members.lookup(operand)
+            if found is not None:
+                return found
+            values = members.values
+        else:
+            values = [self.value(item, env) for item in expr.items]
+        results = [_compare("=", operand, value) for value in values]
+        return True if any(results) else None if any(r is None for r in results) else False
 
     def truth(self, expr: Expr, env: Env) -> bool | None:
         result = self.value(expr, env)
@@ -365,6 +513,8 @@ def _and(left: bool | None, right: bool | None) -> bool | None:
 
 def _text(value: Any) -> str:
     """SuiteQL's wire form of a value: strings throughout (netsuite.md §2.1)."""
+    if type(value) is str:  # the common case, first
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -485,6 +635,8 @@ class SuiteQLService:
         self.tables = build_tables(state)
         self.zone = ZoneInfo(timezone)
         self.max_results = max_results
+        self._bound: OrderedDict[str, _Bound] = OrderedDict()
+        self._bound_lock = threading.Lock()
 
     def execute(self, q: Any, params: Any, *, limit: int, offset: int) -> Page:
         """Run ``q`` with ``params`` and return the page at ``offset`` (NsError on any problem)."""
@@ -495,21 +647,35 @@ class SuiteQLService:
             params = []
         if not isinstance(params, list) or any(isinstance(p, dict | list) for p in params):
             raise invalid_query("Search error occurred: 'params' must be a list of values.")
-        try:
-            query = parse(q)
-        except SqlSyntaxError as exc:
-            raise invalid_query(f"Search error occurred: {exc}.") from exc
-        if query.param_count != len(params):
-            raise invalid_query(
-                f"Search error occurred: the query has {query.param_count} parameter(s) but "
-                f"{len(params)} value(s) were bound."
-            )
-        bound = _Bound(query, self.tables)
+        bound = self._bind(q, len(params))
         evaluator = _Evaluator(bound, params, self.zone)
         try:
             return self._run(bound, evaluator, limit, offset)
         except _EvalError as exc:
             raise invalid_query(f"Search error occurred: {exc}.") from exc
+
+    def _bind(self, q: str, param_count: int) -> _Bound:
+        """Parse ``q``, check its placeholders against ``param_count`` values and bind it -- or
+        reuse the bound statement from an earlier request: it does not depend on the values and
+        is never changed, and clients send the same few statements over and over."""
+        with self._bound_lock:
+            cached = self._bound.get(q)
+            if cached is not None:
+                self._bound.move_to_end(q)
+        if cached is not None:
+            _check_params(cached.query, param_count)
+            return cached
+        try:
+            query = parse(q)
+        except SqlSyntaxError as exc:
+            raise invalid_query(f"Search error occurred: {exc}.") from exc
+        _check_params(query, param_count)
+        bound = _Bound(query, self.tables)
+        with self._bound_lock:
+            self._bound[q] = bound
+            while len(self._bound) > BOUND_CACHE_SIZE:
+                self._bound.popitem(last=False)
+        return bound
 
     def _run(self, bound: _Bound, evaluator: _Evaluator, limit: int, offset: int) -> Page:
         query = bound.query
@@ -626,17 +792,23 @@ class SuiteQLService:
 
     def _project(self, bound: _Bound, evaluator: _Evaluator, env: Env) -> dict[str, Any]:
         item: dict[str, Any] = {"links": []}
-        for position, select in enumerate(bound.query.select, start=1):
-            if select.alias:
-                key = select.alias.lower()
-            elif isinstance(select.expr, Column):
-                key = select.expr.name
+        for key, column, get in evaluator.select_list():
+            if column is not None:  # a plain column, read inline: most of a SELECT list
+                row = env.get(column[0])
+                value = None if row is None else row.get(column[1])
             else:
-                key = f"expr{position}"
-            value = evaluator.value(select.expr, env)
+                value = get(env)
             if value is not None:  # NetSuite leaves null columns out of the item
-                item[key] = _text(value)
+                item[key] = value if type(value) is str else _text(value)
         return item
+
+
+def _check_params(query: Query, count: int) -> None:
+    if query.param_count != count:
+        raise invalid_query(
+            f"Search error occurred: the query has {query.param_count} parameter(s) but "
+            f"{count} value(s) were bound."
+        )
 
 
 def _left(kind: str, alias: str, env: Env) -> Iterator[Env]:

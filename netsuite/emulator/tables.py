@@ -6,6 +6,10 @@ Each table turns records into lower-case rows with SuiteQL's value conventions: 
 key column, or a lower bound on its natural ``(time, id)`` order — and must then yield exactly the
 rows satisfying the hint; the query layer still evaluates the full WHERE clause on every row it
 returns.
+
+Tables only read records, so they use the state's shared, uncopied read path (``peek_*``,
+``scan_customers(shared=True)``); rows are fresh dicts, so nothing a caller does to a result can
+reach a stored record.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class _References:
         self.currencies = {c.id: c.name for c in state.base.currencies}
 
     def customer_name(self, value: Any) -> str | None:
-        customer = self.state.get_customer(int(value))
+        customer = self.state.peek_customer(int(value))
         return None if customer is None else customer.company_name
 
 
@@ -144,13 +148,13 @@ class CustomerTable:
         ids = _ids(hint, "id")
         if ids is not None:
             for customer_id in ids:
-                customer = self.state.get_customer(customer_id)
+                customer = self.state.peek_customer(customer_id)
                 if customer is not None:
                     key = (customer.last_modified, customer.id)
                     if hint.admits(key):
                         yield key, partial(self.row, customer)
             return
-        for key, loader in self.state.scan_customers(hint.after, inclusive=hint.inclusive):
+        for key, loader in self.state.scan_customers(hint.after, inclusive=hint.inclusive, shared=True):
             yield key, partial(self._load, loader)
 
     def count(self, hint: Hint) -> int | None:
@@ -185,13 +189,13 @@ class _LinesTable:
 
     def _lines_of(self, customer_ids: list[int]) -> Iterator[tuple[Customer, AddressLine]]:
         for customer_id in customer_ids:
-            customer = self.state.get_customer(customer_id)
+            customer = self.state.peek_customer(customer_id)
             if customer is not None:
                 for line in customer.address_book:
                     yield customer, line
 
     def _all_lines(self) -> Iterator[tuple[Customer, AddressLine]]:
-        for _, loader in self.state.scan_customers():
+        for _, loader in self.state.scan_customers(shared=True):
             customer: Customer = loader()
             for line in customer.address_book:
                 yield customer, line
@@ -325,7 +329,7 @@ class ContactTable:
         companies = _ids(hint, "company")
         if companies is not None:
             contacts: Iterator[Contact] = (
-                c for company in companies for c in self.state.contacts_of_customer(company)
+                c for company in companies for c in self.state.peek_contacts_of_customer(company)
             )
         elif ids is not None:
             contacts = (c for cid in sorted(ids) if (c := self.state.get_contact(cid)) is not None)
