@@ -6,6 +6,8 @@ worker and the CLI each call `build_container(settings)` and pass the result dow
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -62,8 +64,25 @@ class Container:
     utilization: UtilizationService | None = None
     utilization_alerts: UtilizationAlerts | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    outbox: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="slack-outbox")
+    )
+    """Slack updates that follow a decision run here, so that Bolt's listener threads are free for the
+    next request as soon as they have answered (a slow Slack API must not delay other people's clicks)."""
+
+    def later(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> None:
+        """Run `fn` on the outbox; a failure is logged (nothing waits for the result)."""
+
+        def run() -> None:
+            try:
+                fn(*args, **kwargs)
+            except Exception:
+                log.exception("outbox.failed", task=getattr(fn, "__qualname__", repr(fn)))
+
+        self.outbox.submit(run)
 
     def close(self) -> None:
+        self.outbox.shutdown(wait=True)
         if self.bolt is not None:
             # Let listeners still finishing after their ack (updating Slack) end before the engine goes.
             executor = getattr(self.bolt.listener_runner, "listener_executor", None)

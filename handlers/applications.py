@@ -50,7 +50,7 @@ def register(app: App, container: Container) -> None:
 
     def publish(outcome: DecisionOutcome) -> None:
         if notifier is not None:
-            notifier.publish_decision(outcome)
+            container.later(notifier.publish_decision, outcome)
 
     def open_decision_modal(
         ack: Ack,

@@ -201,7 +201,8 @@ def register(app: App, container: Container) -> None:
             return
         ack()
         if notifier is not None and requested.created:
-            notifier.sync_requested(requested, scheduled=when_choice != NOW and not schedule.instant)
+            scheduled = when_choice != NOW and not schedule.instant
+            container.later(notifier.sync_requested, requested, scheduled=scheduled)
 
     @app.action(ActionId.SYNC_REVIEW)
     def review_clicked(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
