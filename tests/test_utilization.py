@@ -351,6 +351,10 @@ def test_filters(desk: Desk) -> None:
     assert overdue == ["Overdrawn Industrial", "Acme Industrial Supply"]
     assert names(desk.command(REP, "acme")["blocks"]) == ["Acme Industrial Supply"]
     assert names(desk.command(REP, "industrial over 100")["blocks"]) == ["Overdrawn Industrial"]
+    # Part of a word in the middle of a name finds it (substring within the rep's book) ...
+    assert names(desk.command(REP, "ndustri over 100")["blocks"]) == ["Overdrawn Industrial"]
+    # ... and a typo still does (the typo-tolerant search when no substring matches).
+    assert names(desk.command(REP, "acme industral")["blocks"]) == ["Acme Industrial Supply"]
     # A zero limit with a balance is over every line; nothing else is at 999 %.
     assert names(desk.command(REP, "over 999")["blocks"]) == ["Zero Limit Owing Co"]
     nothing = desk.command(REP, "acme over 90")

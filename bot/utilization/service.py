@@ -29,6 +29,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.applications.schemas import ApplicationIn, field_errors
+from bot.customers.normalize import normalize_name
 from bot.decisions.policy import Actor, Role, RoleDirectory
 from bot.federal_id import EIN_PATTERN, digits, mask
 from storage.db import transaction
@@ -534,8 +535,14 @@ class UtilizationService:
         if query.name is not None:
             if self.search is None:
                 return Notice("Customer lookup is not available: the customer search is not configured.")
-            found = self.search.search(query.name, limit=MAX_NAME_MATCHES, sales_rep_id=scope_rep)
-            ids = tuple(m.internal_id for m in found)
+            ids = ()
+            if scope_rep is not None and (needle := normalize_name(query.name)):
+                # Within one rep's book a substring of the name is what people type; cheap and exact.
+                with transaction(self.sessions, readonly=True) as session:
+                    ids = tuple(self._repo(session).rep_customers_named(scope_rep, needle, MAX_NAME_MATCHES))
+            if not ids:  # nothing by substring (a typo?), or the whole mirror: the typo-tolerant search
+                found = self.search.search(query.name, limit=MAX_NAME_MATCHES, sales_rep_id=scope_rep)
+                ids = tuple(m.internal_id for m in found)
             if not ids and rep is not None and rep == who.rep and not who.on_team:
                 elsewhere = self.search.search(query.name, limit=1)
                 if elsewhere:

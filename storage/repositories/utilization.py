@@ -212,6 +212,20 @@ class UtilizationRepository:
         self._limit, self._used, self._ratio = e.limit, e.used, e.ratio
         self._on_hold, self._over, self._near, self._overdue = e.on_hold, e.over, e.near, e.overdue
 
+    def rep_customers_named(self, sales_rep_id: int, normalized: str, limit: int) -> list[int]:
+        """A rep's customers whose normalised name contains `normalized` (a plain substring: the rep's own
+        book is small, and this is what a rep typing part of a name means)."""
+        pattern = "%" + normalized.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = (
+            select(NsCustomer.internal_id)
+            .where(
+                NsCustomer.sales_rep_id == sales_rep_id, NsCustomer.name_normalized.like(pattern, escape="\\")
+            )
+            .order_by(NsCustomer.name_normalized, NsCustomer.internal_id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(stmt))
+
     # ---- the dashboard --------------------------------------------------------------------------
 
     def _where(self, scope: Scope) -> list[ColumnElement[bool]]:
