@@ -13,7 +13,6 @@ from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import text
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bot.applications.schemas import ApplicationIn, field_errors
@@ -22,6 +21,7 @@ from bot.container import Container
 from bot.openapi import openapi_spec
 from bot.ratelimit import FixedWindowRateLimiter, intake_client_key
 from storage import migrate
+from storage.db import ping
 
 log = structlog.get_logger(__name__)
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -95,8 +95,7 @@ def create_app(container: Container) -> Flask:
     def readyz() -> tuple[Response, int]:
         checks: dict[str, str] = {}
         try:
-            with container.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            ping(container.engine)
             checks["database"] = "ok"
             checks["migrations"] = (
                 "ok" if migrate.is_at_head(container.engine) else "behind: run `credit-desk db upgrade`"

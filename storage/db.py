@@ -59,6 +59,12 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def ping(engine: Engine) -> None:
+    """Raise if the database does not answer a trivial query (readiness checks)."""
+    with engine.execution_options(**{READONLY_OPTION: True}).connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session], *, readonly: bool = False) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error.

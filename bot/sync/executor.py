@@ -38,7 +38,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.applications.schemas import ApplicationOut
@@ -81,7 +80,7 @@ from netsuite.writes import (
     terms_body,
 )
 from storage.db import transaction
-from storage.models import ApplicationStatus, CreditApplication, NetSuiteLink, SyncRequest
+from storage.models import ApplicationStatus, CreditApplication, NetSuiteLink
 from storage.models import SyncStatus as St
 from storage.repositories import mirror_write
 from storage.repositories.audit import AuditRepository
@@ -330,10 +329,12 @@ class SyncExecutor:
         """Durably note what this attempt is about to write, before the first write (fenced by attempt)."""
         intent = sorted(claim.previous_intent | {f.value for f in to_write})
         with transaction(self.sessions) as session:
-            session.execute(
-                update(SyncRequest)
-                .where(SyncRequest.id == claim.sync_id, SyncRequest.attempts == claim.attempts)
-                .values(result={"intent": intent})
+            SyncRepository(session).transition(
+                claim.sync_id,
+                from_statuses=[St.RUNNING],
+                to_status=St.RUNNING,
+                values={"result": {"intent": intent}},
+                attempts=claim.attempts,
             )
 
     # ---- reading --------------------------------------------------------------------------------
