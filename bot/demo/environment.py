@@ -15,7 +15,6 @@ a reconnect loop.
 from __future__ import annotations
 
 import secrets
-import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,11 +27,12 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from bot.container import Container, build_container
 from bot.federal_id import generate_key
 from bot.sandbox import DEFAULT_WORKSPACE
+from bot.sandbox.loopback import serve_in_thread, stop_serving
 from bot.sandbox.signing import SignedSlackClient
 from bot.sandbox.slack_api import MockSlackServer, SlackChannel, SlackUser
 from bot.settings import Settings
@@ -138,11 +138,6 @@ def demo_settings(workdir: Path, slack_api_url: str, emulator_url: str) -> Setti
     return _ExplicitSettings(**values)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
 class DemoStack:
     """Everything the demo drives, started in order and stopped in reverse (also when a start fails).
 
@@ -184,23 +179,15 @@ class DemoStack:
         container = build_container(settings, migrate_now=True)
         self._exit.callback(container.close)
         self._container = container
-        server = make_server(LOOPBACK, 0, create_app(container), threaded=True, request_handler=_QuietHandler)
-        thread = threading.Thread(target=server.serve_forever, name="demo-web", daemon=True)
-        thread.start()
+        server, thread = serve_in_thread(create_app(container), LOOPBACK, 0, name="demo-web")
         self._server = server
-        self._exit.callback(self._stop_server, server, thread)
+        self._exit.callback(stop_serving, server, thread)
         self._http = self._exit.enter_context(httpx.Client(base_url=self.web_url, timeout=30.0))
         secret = settings.slack_signing_secret
         assert secret is not None
         self._signed = SignedSlackClient(self._http, secret.get_secret_value())
         self._worker = EmbeddedWorker(container, poll_seconds=0.1).start()
         self._exit.callback(self._worker.stop)
-
-    @staticmethod
-    def _stop_server(server: BaseWSGIServer, thread: threading.Thread) -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5.0)
 
     def close(self) -> None:
         self._exit.close()

@@ -45,10 +45,11 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer
 from werkzeug.wrappers import Request, Response
 
 from bot.sandbox import DEFAULT_WORKSPACE, SandboxWorkspace
+from bot.sandbox.loopback import serve_in_thread, stop_serving
 
 __all__ = [
     "MockSlackServer",
@@ -294,13 +295,6 @@ class _ApiError(Exception):
         return out
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler without the per-request access log line (errors still log)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
 # --------------------------------------------------------------------------- argument helpers
 
 
@@ -486,20 +480,9 @@ class MockSlackServer:
         with self._lock:
             if self._server is not None:
                 return self
-            server = make_server(
-                self._host,
-                self._port,
-                self._wsgi,
-                threaded=True,
-                request_handler=_QuietRequestHandler,
+            server, thread = serve_in_thread(
+                self._wsgi, self._host, self._port, name="mock-slack", poll_interval=0.05
             )
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"mock-slack-{server.server_port}",
-                daemon=True,
-            )
-            thread.start()
             self._server, self._thread = server, thread
         return self
 
@@ -510,10 +493,7 @@ class MockSlackServer:
             self._server = self._thread = None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5.0)
+        stop_serving(server, thread)
 
     def __enter__(self) -> Self:
         return self.start()
