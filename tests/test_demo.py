@@ -122,6 +122,8 @@ def test_demo_story_runs_end_to_end_and_the_transcript_renders_it(stack: DemoSta
     assert [s.title for s in transcript.steps] == STEP_TITLES
     assert collector.started == [1, 2, 3, 4, 5, 6, 7]
     assert len(collector.entries) == sum(len(s.entries) for s in transcript.steps)
+    exchanges = [e.text for e in transcript.steps[1].entries if e.kind == "http"]
+    assert exchanges[:2] == ["GET /healthz → 200", "POST /api/applications → 201 /api/applications/1"]
 
     # What the story reports happened, did happen: in the database, in NetSuite, and in Slack.
     with transaction(stack.container.sessions, readonly=True) as s:

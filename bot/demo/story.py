@@ -471,6 +471,10 @@ class DemoStory:
         self._say(
             "action", f"The website's credit form sends {c.company_name}'s application to the intake API."
         )
+        health = self.stack.http.get("/healthz")
+        self._say("http", f"GET /healthz → {health.status_code}")
+        if health.status_code != 200:
+            raise self._fail(f"the web app is not healthy: /healthz answered {health.status_code}")
         token = self.stack.settings.intake_api_token
         assert token is not None
         r = self.stack.http.post(
