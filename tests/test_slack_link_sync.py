@@ -338,3 +338,33 @@ def test_outsider_cannot_link(desk: Desk) -> None:
     desk.slack.wait_for_response()
     assert any("Only a credit analyst or manager" in p.body.get("text", "") for p in desk.slack.responses())
     assert not desk.slack.calls("views.open")
+
+
+def test_pick_modal_bad_input_writes_nothing(desk: Desk) -> None:
+    customer = a_customer(desk)
+    app_id = desk.approved("link-5", business_name=f"Other Name {uuid.uuid4().hex[:6]} Co")
+    desk.click(ANALYST, ActionId.LINK, ref(app_id), app_id=app_id)
+    view = desk.opened_view()
+    r = desk.signed.interaction(
+        view_submission_payload(view, link_values("existing", customer.internal_id), user_id=ANALYST)
+    )
+    pick = {**r.json()["view"], "id": "V0PICK0002"}
+    # Nothing ticked: an inline error on the checkboxes.
+    none = desk.signed.interaction(view_submission_payload(pick, pick_values(pick, []), user_id=ANALYST))
+    assert none.json()["response_action"] == "errors"
+    assert "Tick at least one field" in none.json()["errors"][BlockId.SYNC_FIELDS]
+    # A field name we never offered: refused by name.
+    bogus = desk.signed.interaction(
+        view_submission_payload(pick, pick_values(pick, ["limit_x"]), user_id=ANALYST)
+    )
+    assert "unknown sync field" in bogus.json()["errors"][BlockId.SYNC_FIELDS]
+    # Metadata we did not write (tampered or stale): the form says so.
+    tampered = desk.signed.interaction(
+        view_submission_payload(
+            {**pick, "private_metadata": '{"a": "x"}'}, pick_values(pick), user_id=ANALYST
+        )
+    )
+    assert tampered.json()["response_action"] == "update"
+    assert "out of date" in json.dumps(tampered.json()["view"])
+    with transaction(desk.container.sessions, readonly=True) as s:
+        assert s.scalars(select(SyncRequest)).all() == []
