@@ -39,18 +39,13 @@ def register(app: App, container: Container) -> None:
     sync = container.sync
     decisions = container.decisions
     roles = container.roles
-    applications = container.applications
     suggester = container.suggester
     search = container.customer_search
     notifier = container.notifier
-    assert sync is not None and decisions is not None and roles is not None and applications is not None
+    assert sync is not None and decisions is not None and roles is not None
     assert suggester is not None and search is not None
     schedule = sync.options.schedule
     schedule_text = None if schedule.instant else container.settings.sync_schedule
-
-    def suggestions_for(application_id: int) -> list[Any]:
-        state = decisions.get(application_id)
-        return suggester.for_application(state.application, applications.federal_id_digest(application_id))
 
     def allowed(
         body: dict[str, Any], respond: Respond | None, client: WebClient, action: str, app_id: int
@@ -84,7 +79,7 @@ def register(app: App, container: Container) -> None:
         opened = client.views_open(trigger_id=body["trigger_id"], view=link_modal(state.application, []))
         view = opened.get("view") or {}
         try:
-            suggestions = suggestions_for(app_id)
+            suggestions = suggester.for_application_id(app_id)
             if suggestions:
                 client.views_update(
                     view_id=view["id"], hash=view.get("hash"), view=link_modal(state.application, suggestions)
@@ -108,7 +103,7 @@ def register(app: App, container: Container) -> None:
             decisions.record_refusal(actor, "search NetSuite customers", app_id, why)
             ack(options=[{"text": {"type": "plain_text", "text": why}, "value": "refused"}])
             return
-        suggestions = suggestions_for(app_id) if not query else []
+        suggestions = suggester.for_application_id(app_id) if not query else []
         matches = search.search(query, limit=50) if query else []
         answer = customer_options(suggestions, matches)
         if "option_groups" in answer:
@@ -152,7 +147,7 @@ def register(app: App, container: Container) -> None:
                 return
             customer_id = int(picked["value"])
         elif not confirmed:
-            likely = [s for s in suggestions_for(app_id) if s.likely_duplicate]
+            likely = suggester.likely_duplicates(app_id)
             if likely:
                 ack(response_action="errors", errors={BlockId.LINK_MODE: duplicate_warning(likely)})
                 return

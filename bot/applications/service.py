@@ -143,12 +143,6 @@ class ApplicationService:
                 return [to_out(row)] if row is not None else []
             return [to_out(r) for r in repo.search(text[:200], limit)] if text else []
 
-    def federal_id_digest(self, application_id: int) -> str | None:
-        """The keyed digest of the Federal ID (to find "the same tax number" in the mirror)."""
-        with transaction(self.sessions, readonly=True) as session:
-            row = ApplicationRepository(session).get(application_id)
-            return None if row is None else row.federal_id_digest
-
     def reveal_federal_id(self, application_id: int) -> str:
         """The clear Federal ID. Only the NetSuite write needs it; nothing else may show it."""
         with transaction(self.sessions, readonly=True) as session:

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.applications.schemas import ApplicationOut
+from bot.applications.service import to_out
 from bot.customers.search import CustomerMatch, CustomerSearch, MatchedOn
 from storage.db import transaction
+from storage.repositories.applications import ApplicationRepository
 from storage.repositories.suggest import SuggestRepository
 
 FREE_MAIL = frozenset(
@@ -43,6 +45,19 @@ class CustomerSuggester:
     def __init__(self, search: CustomerSearch, sessions: sessionmaker[Session]) -> None:
         self.search = search
         self.sessions = sessions
+
+    def for_application_id(self, application_id: int) -> list[Suggestion]:
+        """Suggestions for a stored application (its Federal ID compared by digest, never in clear)."""
+        with transaction(self.sessions, readonly=True) as session:
+            row = ApplicationRepository(session).get(application_id)
+            if row is None:
+                return []
+            app, digest = to_out(row), row.federal_id_digest
+        return self.for_application(app, digest)
+
+    def likely_duplicates(self, application_id: int) -> list[Suggestion]:
+        """Existing customers this application very probably is: a "New customer" is questioned first."""
+        return [s for s in self.for_application_id(application_id) if s.likely_duplicate]
 
     def for_application(self, app: ApplicationOut, federal_id_digest: str | None) -> list[Suggestion]:
         evidence: dict[int, list[tuple[float, str]]] = {}
