@@ -26,7 +26,7 @@ from blocks.text import (
     user,
     when,
 )
-from bot.applications.schemas import Address, ApplicationOut
+from bot.applications.schemas import Address, ApplicationOut, QueueItem
 from bot.decisions.service import DecisionView
 
 STATUS_LABELS = {
@@ -50,12 +50,12 @@ def requested_amount(app: ApplicationOut) -> str:
     return money(app.requested_credit_limit.amount, app.requested_credit_limit.currency)
 
 
-def approved_amount(app: ApplicationOut) -> str:
+def approved_amount(app: ApplicationOut | QueueItem) -> str:
     limit = app.approved_credit_limit
     return money(limit.amount, limit.currency) if limit is not None else "—"
 
 
-def business_title(app: ApplicationOut) -> str:
+def business_title(app: ApplicationOut | QueueItem) -> str:
     if app.dba and app.dba != app.business_name:
         return f"{app.business_name} (DBA {app.dba})"
     return app.business_name

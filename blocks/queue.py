@@ -9,13 +9,13 @@ from blocks.applications import approved_amount, business_title
 from blocks.ids import ActionId
 from blocks.metadata import ApplicationRef
 from blocks.text import button, context, divider, esc, header, money, section, when
-from bot.applications.schemas import ApplicationOut
+from bot.applications.schemas import ApplicationOut, QueueItem
 
 MAX_ITEMS_HOME = 15  # 2 blocks an item: two lists stay well inside a view's 100 blocks
 MAX_ITEMS_MESSAGE = 10  # 2 blocks an item plus a few: inside a message's 50 blocks
 
 
-def _item(app: ApplicationOut, *, manager: bool, can_decide: bool) -> list[dict[str, Any]]:
+def _item(app: QueueItem | ApplicationOut, *, manager: bool, can_decide: bool) -> list[dict[str, Any]]:
     ref = ApplicationRef(a=app.id).dump()
     amount = money(app.requested_credit_limit.amount, app.requested_credit_limit.currency)
     shown = approved_amount(app) if manager and app.approved_credit_limit else amount
@@ -34,7 +34,13 @@ def _item(app: ApplicationOut, *, manager: bool, can_decide: bool) -> list[dict[
 
 
 def _list(
-    title: str, apps: Sequence[ApplicationOut], total: int, limit: int, *, manager: bool, can_decide: bool
+    title: str,
+    apps: Sequence[QueueItem] | Sequence[ApplicationOut],
+    total: int,
+    limit: int,
+    *,
+    manager: bool,
+    can_decide: bool,
 ) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [section(f"*{title} ({total})*")]
     if not apps:
@@ -53,9 +59,9 @@ def home_view(
     *,
     is_analyst: bool,
     is_manager: bool,
-    submitted: Sequence[ApplicationOut],
+    submitted: Sequence[QueueItem],
     submitted_total: int,
-    awaiting: Sequence[ApplicationOut],
+    awaiting: Sequence[QueueItem],
     awaiting_total: int,
     is_rep: bool = False,
 ) -> dict[str, Any]:
@@ -91,9 +97,9 @@ def home_view(
 
 def pending_message(
     *,
-    submitted: Sequence[ApplicationOut],
+    submitted: Sequence[QueueItem],
     submitted_total: int,
-    awaiting: Sequence[ApplicationOut],
+    awaiting: Sequence[QueueItem],
     awaiting_total: int,
     is_manager: bool,
 ) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from blocks.applications import (
 from blocks.sync import sync_requested_text, sync_result_blocks
 from bot.applications.service import ApplicationService
 from bot.decisions.policy import Role, RoleDirectory
-from bot.decisions.service import DecisionOutcome, DecisionService, Outcome
+from bot.decisions.service import Decided, DecisionOutcome, DecisionService, Outcome
 from bot.sync.service import SyncRequestView
 from storage.db import transaction
 from storage.repositories.slack_messages import SlackMessageRepository
@@ -87,9 +87,11 @@ class SlackNotifier:
 
     # --- decisions ----------------------------------------------------------------------------
 
-    def publish_decision(self, outcome: DecisionOutcome) -> None:
+    def publish_decision(self, decided: Decided) -> None:
         """Update every message about the application, add an audit line to its thread, and ask managers
-        when the approval now needs one."""
+        when the approval now needs one. The application is read now, so a late update never shows an
+        older state than the one stored."""
+        outcome = self.decisions.view(decided)
         app = outcome.application
         with transaction(self.sessions, readonly=True) as session:
             messages = [

@@ -17,7 +17,7 @@ from blocks.ids import ActionId, BlockId, CallbackId
 from blocks.metadata import MetadataError, load_modal
 from blocks.text import user, when
 from bot.decisions.policy import Actor, Role
-from bot.decisions.service import DecisionOutcome, InvalidDecision, NotAllowed, NotFound, Outcome
+from bot.decisions.service import Decided, DecisionView, InvalidDecision, NotAllowed, NotFound, Outcome
 from handlers.common import button_application_id, tell
 
 if TYPE_CHECKING:
@@ -28,14 +28,11 @@ log = structlog.get_logger(__name__)
 VIEWER_ROLES = (Role.ANALYST, Role.MANAGER, Role.ADMIN)
 
 
-def already_decided_text(outcome: DecisionOutcome) -> str:
-    d = outcome.decision
-    status = outcome.application.status.replace("_", " ")
-    if d is None:
-        return f"Application #{outcome.application.id} is {status}."
-    return (
-        f"Application #{outcome.application.id} is already {status}: {user(d.actor)}, {when(d.decided_at)}."
-    )
+def already_decided_text(application_id: int, status: str, last: DecisionView | None) -> str:
+    status = status.replace("_", " ")
+    if last is None:
+        return f"Application #{application_id} is {status}."
+    return f"Application #{application_id} is already {status}: {user(last.actor)}, {when(last.decided_at)}."
 
 
 def register(app: App, container: Container) -> None:
@@ -48,9 +45,9 @@ def register(app: App, container: Container) -> None:
     def actor_of(body: dict[str, Any]) -> Actor:
         return roles.actor(body["user"]["id"])
 
-    def publish(outcome: DecisionOutcome) -> None:
+    def publish(decided: Decided) -> None:
         if notifier is not None:
-            container.later(notifier.publish_decision, outcome)
+            container.later(notifier.publish_decision, decided)
 
     def open_decision_modal(
         ack: Ack,
@@ -81,7 +78,8 @@ def register(app: App, container: Container) -> None:
         open_status = "awaiting_manager" if as_manager else "submitted"
         manager_on_waiting = actor.has(Role.MANAGER) and state.application.status == "awaiting_manager"
         if state.application.status != open_status and not manager_on_waiting:
-            tell(body, respond, client, already_decided_text(state))
+            text = already_decided_text(app_id, state.application.status, state.decision)
+            tell(body, respond, client, text)
             return
         as_manager = as_manager or manager_on_waiting
         view = (
@@ -120,7 +118,7 @@ def register(app: App, container: Container) -> None:
             tell(body, respond, client, str(exc))
             return
         if outcome.outcome == Outcome.ALREADY_DECIDED:
-            tell(body, respond, client, already_decided_text(outcome))
+            tell(body, respond, client, already_decided_text(app_id, outcome.status, outcome.decision))
         publish(outcome)
 
     @app.action(ActionId.DETAILS)
@@ -189,7 +187,8 @@ def register(app: App, container: Container) -> None:
             ack(response_action="update", view=notice_modal("Not allowed", str(exc)))
             return
         if outcome.outcome == Outcome.ALREADY_DECIDED:
-            ack(response_action="update", view=notice_modal("Already decided", already_decided_text(outcome)))
+            text = already_decided_text(outcome.application_id, outcome.status, outcome.decision)
+            ack(response_action="update", view=notice_modal("Already decided", text))
             return
         ack()
         publish(outcome)

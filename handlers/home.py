@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 
 from blocks.queue import MAX_ITEMS_HOME, home_view
 from blocks.utilization import add_home_section
-from bot.applications.schemas import ApplicationOut
+from bot.applications.schemas import QueueItem
 from bot.decisions.policy import Role
 from handlers.utilization import home_blocks
 
@@ -28,8 +28,8 @@ def register(app: App, container: Container) -> None:
             return
         actor = roles.actor(event["user"])
         is_analyst, is_manager = actor.has(Role.ANALYST, Role.ADMIN), actor.has(Role.MANAGER)
-        submitted: list[ApplicationOut] = []
-        awaiting: list[ApplicationOut] = []
+        submitted: list[QueueItem] = []
+        awaiting: list[QueueItem] = []
         submitted_total = awaiting_total = 0
         if is_analyst or is_manager:
             queues = applications.queues(("submitted", "awaiting_manager"), MAX_ITEMS_HOME)

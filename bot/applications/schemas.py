@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -307,6 +308,22 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
 class MoneyOut(BaseModel):
     amount: str
     currency: str
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One line of a queue (App Home, `/credit pending`): what the line shows and nothing else, read as plain
+    columns so that listing a queue costs no more than the line needs."""
+
+    id: int
+    status: str
+    business_name: str
+    dba: str | None
+    requested_terms: str | None
+    requested_credit_limit: MoneyOut
+    approved_terms: str | None
+    approved_credit_limit: MoneyOut | None
+    created_at: datetime
 
 
 class ApplicationOut(BaseModel):

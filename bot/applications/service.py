@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +23,7 @@ from bot.applications.schemas import (
     ApplicationOut,
     Contact,
     MoneyOut,
+    QueueItem,
     ShippingLocation,
 )
 from bot.federal_id import FederalIdCipher, mask
@@ -120,14 +123,14 @@ class ApplicationService:
             rows = repo.list_by_status([status], limit=limit)
             return [to_out(r) for r in rows], repo.count_by_status(status)
 
-    def queues(self, statuses: Sequence[str], limit: int) -> dict[str, tuple[list[ApplicationOut], int]]:
+    def queues(self, statuses: Sequence[str], limit: int) -> dict[str, tuple[list[QueueItem], int]]:
         """For each status: its oldest `limit` applications and how many there are, in one transaction."""
         with transaction(self.sessions, readonly=True) as session:
             repo = ApplicationRepository(session)
             counts = repo.count_by_statuses(statuses)
             return {
                 s: (
-                    [to_out(r) for r in repo.list_by_status([s], limit=limit)] if counts.get(s) else [],
+                    [_queue_item(r) for r in repo.queue_rows(s, limit)] if counts.get(s) else [],
                     counts.get(s, 0),
                 )
                 for s in statuses
@@ -203,6 +206,23 @@ class ApplicationService:
                 for i, loc in enumerate(data.shipping_locations)
             ],
         )
+
+
+def _queue_item(row: Row[Any]) -> QueueItem:
+    (app_id, status, name, dba, terms, requested, currency, approved_terms, approved, created_at) = tuple(row)
+    return QueueItem(
+        id=app_id,
+        status=status,
+        business_name=name,
+        dba=dba,
+        requested_terms=terms,
+        requested_credit_limit=MoneyOut.model_construct(amount=str(requested), currency=currency),
+        approved_terms=approved_terms,
+        approved_credit_limit=None
+        if approved is None
+        else MoneyOut.model_construct(amount=str(approved), currency=currency),
+        created_at=created_at,
+    )
 
 
 def to_out(row: CreditApplication) -> ApplicationOut:

@@ -26,6 +26,7 @@ from storage.models import ApplicationStatus as S
 from storage.models import CreditApplication, Decision
 from storage.repositories.applications import ApplicationRepository
 from storage.repositories.audit import AuditRepository
+from storage.repositories.decisions import DecisionRepository, DecisionRow, DecisionSubject
 from storage.repositories.mirror import TermsRepository
 from storage.types import utcnow
 
@@ -77,6 +78,17 @@ class DecisionView:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """What a decision call did: enough to answer the person at once. `DecisionService.view` loads the rest
+    (the application and every decision) for the messages that follow, outside the write transaction."""
+
+    outcome: Outcome
+    application_id: int
+    status: str  # the application's status after the call
+    decision: DecisionView | None  # the decision made now, or (already_decided) the last one made
+
+
+@dataclass(frozen=True)
 class DecisionOutcome:
     outcome: Outcome
     application: ApplicationOut
@@ -88,17 +100,15 @@ class DecisionOutcome:
         return next((d for d in reversed(self.decisions) if d.kind == "recommend"), None)
 
 
-def _view(d: Decision) -> DecisionView:
+def _view(d: Decision | DecisionRow) -> DecisionView:
     return DecisionView(d.kind, d.actor, d.terms, d.credit_limit, d.reason, d.decided_at)
 
 
-def _snapshot(row: CreditApplication) -> dict[str, Any]:
+def _snapshot(status: str, terms: str | None, limit: Decimal | None) -> dict[str, Any]:
     return {
-        "status": row.status,
-        "approved_terms": row.approved_terms,
-        "approved_credit_limit": None
-        if row.approved_credit_limit is None
-        else str(row.approved_credit_limit),
+        "status": status,
+        "approved_terms": terms,
+        "approved_credit_limit": None if limit is None else str(limit),
     }
 
 
@@ -144,6 +154,12 @@ class DecisionService:
             row = self._load(session, application_id)
             return self._outcome(row, None, None)
 
+    def view(self, decided: Decided) -> DecisionOutcome:
+        """The whole picture after a decision call, as it stands now, for the messages that follow it."""
+        with transaction(self.sessions, readonly=True) as session:
+            row = self._load(session, decided.application_id)
+            return self._outcome(row, decided.decision, decided.outcome)
+
     # --- deciding --------------------------------------------------------------------------------
 
     def approve(
@@ -154,64 +170,63 @@ class DecisionService:
         terms: str,
         credit_limit: str | Decimal,
         note: str | None = None,
-    ) -> DecisionOutcome:
+    ) -> Decided:
         """An analyst's or manager's approval. Above the analyst band, an analyst only recommends."""
         self._require(actor, "approve", application_id, Role.ANALYST, Role.MANAGER)
         limit = parse_credit_limit(credit_limit)
         terms = terms.strip()
-        if terms not in self.available_terms():
-            raise InvalidDecision("terms", f"{terms!r} is not one of the terms NetSuite knows.")
         note = self._text(note, "note", required=False)
         with self._refusals(actor, application_id), transaction(self.sessions) as session:
-            row = self._load(session, application_id)
-            self._not_own(actor, row, "approve")
-            if row.status == S.SUBMITTED:
+            subject = self._subject(session, application_id, terms=terms)
+            self._check_terms(terms, subject)
+            self._not_own(actor, subject, "approve")
+            if subject.status == S.SUBMITTED:
                 manager_needed = self.policy.needs_manager(limit) and not actor.has(Role.MANAGER)
                 target, kind = (
                     (S.AWAITING_MANAGER, "recommend") if manager_needed else (S.APPROVED, "approve")
                 )
-            elif row.status == S.AWAITING_MANAGER and actor.has(Role.MANAGER):
-                self._not_recommender(actor, row)
+            elif subject.status == S.AWAITING_MANAGER and actor.has(Role.MANAGER):
+                self._not_recommender(actor, subject)
                 target, kind = S.APPROVED, "approve"
             else:
-                return self._outcome(row, None, Outcome.ALREADY_DECIDED)
+                return self._already(session, subject)
             return self._decide(
-                session, row, actor, target, kind, terms=terms, credit_limit=limit, reason=note
+                session, subject, actor, target, kind, terms=terms, credit_limit=limit, reason=note
             )
 
-    def confirm(self, application_id: int, actor: Actor) -> DecisionOutcome:
+    def confirm(self, application_id: int, actor: Actor) -> Decided:
         """A manager confirms an analyst's recommendation, with the recommended terms and limit."""
         self._require(actor, "confirm", application_id, Role.MANAGER)
         with self._refusals(actor, application_id), transaction(self.sessions) as session:
-            row = self._load(session, application_id)
-            self._not_own(actor, row, "approve")
-            if row.status != S.AWAITING_MANAGER:
-                return self._outcome(row, None, Outcome.ALREADY_DECIDED)
-            self._not_recommender(actor, row)
+            subject = self._subject(session, application_id)
+            self._not_own(actor, subject, "approve")
+            if subject.status != S.AWAITING_MANAGER:
+                return self._already(session, subject)
+            self._not_recommender(actor, subject)
             return self._decide(
                 session,
-                row,
+                subject,
                 actor,
                 S.APPROVED,
                 "confirm",
-                terms=row.approved_terms,
-                credit_limit=row.approved_credit_limit,
+                terms=subject.approved_terms,
+                credit_limit=subject.approved_credit_limit,
                 reason=None,
             )
 
-    def reject(self, application_id: int, actor: Actor, *, reason: str) -> DecisionOutcome:
+    def reject(self, application_id: int, actor: Actor, *, reason: str) -> Decided:
         """Reject with a reason. Once a manager's word is needed, only a manager rejects."""
         self._require(actor, "reject", application_id, Role.ANALYST, Role.MANAGER)
         text = self._text(reason, "reason", required=True)
         with self._refusals(actor, application_id), transaction(self.sessions) as session:
-            row = self._load(session, application_id)
-            if row.status == S.AWAITING_MANAGER and not actor.has(Role.MANAGER):
+            subject = self._subject(session, application_id)
+            if subject.status == S.AWAITING_MANAGER and not actor.has(Role.MANAGER):
                 raise _Refused("reject", "Only a manager can reject an approval that awaits a manager.")
-            if row.status not in (S.SUBMITTED, S.AWAITING_MANAGER):
-                return self._outcome(row, None, Outcome.ALREADY_DECIDED)
+            if subject.status not in (S.SUBMITTED, S.AWAITING_MANAGER):
+                return self._already(session, subject)
             return self._decide(
                 session,
-                row,
+                subject,
                 actor,
                 S.REJECTED,
                 "reject",
@@ -239,7 +254,7 @@ class DecisionService:
     def _decide(
         self,
         session: Session,
-        row: CreditApplication,
+        subject: DecisionSubject,
         actor: Actor,
         target: S,
         kind: str,
@@ -248,51 +263,56 @@ class DecisionService:
         credit_limit: Decimal | None,
         reason: str | None,
         keep_terms: bool = True,
-    ) -> DecisionOutcome:
-        before = _snapshot(row)
+    ) -> Decided:
+        """The conditional transition, the decision row and the audit event: four statements in all (with the
+        read of `subject`), because on SQLite every other decision waits while they run."""
         now = self.clock()
-        values: dict[str, Any] = (
-            {"approved_terms": terms, "approved_credit_limit": credit_limit} if keep_terms else {}
-        )
-        moved = ApplicationRepository(session).transition(
-            row.id, from_status=row.status, to_status=target.value, values=values, at=now
+        repo = DecisionRepository(session)
+        moved = repo.transition(
+            subject.id,
+            from_status=subject.status,
+            to_status=target.value,
+            at=now,
+            terms=(terms, credit_limit) if keep_terms else None,
         )
         if not moved:
-            session.refresh(row)
-            return self._outcome(row, None, Outcome.ALREADY_DECIDED)
-        decision = Decision(
-            application_id=row.id,
+            return self._already(session, self._subject(session, subject.id))
+        made = repo.add(
+            application_id=subject.id,
             kind=kind,
             actor=actor.user_id,
             terms=terms,
             credit_limit=credit_limit,
             reason=reason,
-            decided_at=now,
+            at=now,
         )
-        session.add(decision)
-        session.flush()
-        # Reload only the columns the conditional UPDATE changed (not the row's collections).
-        session.refresh(row, ["status", "version", "updated_at", "approved_terms", "approved_credit_limit"])
-        AuditRepository(session).record(
+        after_terms, after_limit = (
+            (terms, credit_limit) if keep_terms else (subject.approved_terms, subject.approved_credit_limit)
+        )
+        AuditRepository(session).append(
             entity_type="application",
-            entity_id=row.id,
+            entity_id=subject.id,
             action=f"application.{kind}",
             actor=actor.user_id,
-            before=before,
-            after=_snapshot(row),
+            before=_snapshot(subject.status, subject.approved_terms, subject.approved_credit_limit),
+            after=_snapshot(target.value, after_terms, after_limit),
             detail=reason,
             at=now,
         )
-        return self._outcome(row, decision, Outcome(target.value))
+        return Decided(Outcome(target.value), subject.id, target.value, _view(made))
+
+    @staticmethod
+    def _already(session: Session, subject: DecisionSubject) -> Decided:
+        last = DecisionRepository(session).latest(subject.id)
+        return Decided(
+            Outcome.ALREADY_DECIDED, subject.id, subject.status, None if last is None else _view(last)
+        )
 
     def _outcome(
-        self, row: CreditApplication, made: Decision | None, outcome: Outcome | None
+        self, row: CreditApplication, made: DecisionView | None, outcome: Outcome | None
     ) -> DecisionOutcome:
-        rows = list(row.decisions)
-        if made is not None and made.id not in {d.id for d in rows}:
-            rows.append(made)
-        decisions = tuple(_view(d) for d in rows)
-        chosen = _view(made) if made is not None else (decisions[-1] if decisions else None)
+        decisions = tuple(_view(d) for d in row.decisions)
+        chosen = made if made is not None else (decisions[-1] if decisions else None)
         return DecisionOutcome(outcome or Outcome(row.status), to_out(row), chosen, decisions)
 
     @contextmanager
@@ -301,6 +321,19 @@ class DecisionService:
             yield
         except _Refused as refused:
             self._refuse(actor, refused.action, application_id, refused.why)
+
+    def _check_terms(self, terms: str, subject: DecisionSubject) -> None:
+        """Terms an approval may set: NetSuite's active terms from the mirror, else the configured list."""
+        known = subject.terms_in_mirror > 0 if subject.mirror_terms else terms in self.default_terms
+        if not known:
+            raise InvalidDecision("terms", f"{terms!r} is not one of the terms NetSuite knows.")
+
+    @staticmethod
+    def _subject(session: Session, application_id: int, *, terms: str | None = None) -> DecisionSubject:
+        subject = DecisionRepository(session).subject(application_id, terms=terms)
+        if subject is None:
+            raise NotFound(f"There is no application {application_id}.")
+        return subject
 
     def _load(self, session: Session, application_id: int) -> CreditApplication:
         row = ApplicationRepository(session).get(application_id)
@@ -314,14 +347,13 @@ class DecisionService:
             self._refuse(actor, action, application_id, f"Only a credit {names} can {action} applications.")
 
     @staticmethod
-    def _not_own(actor: Actor, row: CreditApplication, action: str) -> None:
-        if row.applicant_slack_user_id and row.applicant_slack_user_id == actor.user_id:
+    def _not_own(actor: Actor, subject: DecisionSubject, action: str) -> None:
+        if subject.applicant_slack_user_id and subject.applicant_slack_user_id == actor.user_id:
             raise _Refused(action, "You submitted this application, so someone else has to decide on it.")
 
     @staticmethod
-    def _not_recommender(actor: Actor, row: CreditApplication) -> None:
-        rec = next((d for d in reversed(row.decisions) if d.kind == "recommend"), None)
-        if rec is not None and rec.actor == actor.user_id:
+    def _not_recommender(actor: Actor, subject: DecisionSubject) -> None:
+        if subject.last_recommender is not None and subject.last_recommender == actor.user_id:
             raise _Refused("confirm", "You recommended this approval; another manager must confirm it.")
 
     def _refuse(self, actor: Actor, action: str, application_id: int, why: str) -> NoReturn:

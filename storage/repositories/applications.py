@@ -4,13 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import CreditApplication
 from storage.types import utcnow
+
+_APP = cast(Table, CreditApplication.__table__)
+# Built once: these run on every App Home open and `/credit pending`, where building the statement cost more
+# than running it.
+_QUEUE_ROWS = (
+    select(
+        _APP.c.id,
+        _APP.c.status,
+        _APP.c.business_legal_name,
+        _APP.c.business_dba,
+        _APP.c.requested_terms,
+        _APP.c.requested_credit_limit,
+        _APP.c.currency,
+        _APP.c.approved_terms,
+        _APP.c.approved_credit_limit,
+        _APP.c.created_at,
+    )
+    .where(_APP.c.status == bindparam("status"))
+    .order_by(_APP.c.created_at, _APP.c.id)
+    .limit(bindparam("limit"))
+)
+_COUNT_BY_STATUSES = (
+    select(_APP.c.status, func.count())
+    .where(_APP.c.status.in_(bindparam("statuses", expanding=True)))
+    .group_by(_APP.c.status)
+)
 
 
 class ApplicationRepository:
@@ -37,17 +63,17 @@ class ApplicationRepository:
         )
         return list(self.session.scalars(stmt))
 
+    def queue_rows(self, status: str, limit: int) -> list[Row[Any]]:
+        """The oldest `limit` applications in `status`, as the columns a queue line shows."""
+        return list(self.session.execute(_QUEUE_ROWS, {"status": status, "limit": limit}))
+
     def count_by_status(self, status: str) -> int:
         stmt = select(func.count()).select_from(CreditApplication).where(CreditApplication.status == status)
         return int(self.session.scalar(stmt) or 0)
 
     def count_by_statuses(self, statuses: Iterable[str]) -> dict[str, int]:
-        stmt = (
-            select(CreditApplication.status, func.count())
-            .where(CreditApplication.status.in_(list(statuses)))
-            .group_by(CreditApplication.status)
-        )
-        return {status: int(n) for status, n in self.session.execute(stmt)}
+        rows = self.session.execute(_COUNT_BY_STATUSES, {"statuses": list(statuses)})
+        return {str(row[0]): int(row[1]) for row in rows}
 
     def search(self, query: str, limit: int = 10) -> list[CreditApplication]:
         """By reference or by part of the legal name or DBA (case-insensitive), newest first."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import AuditEvent
 from storage.types import utcnow
+
+_INSERT = insert(cast(Table, AuditEvent.__table__))
 
 
 class AuditRepository:
@@ -40,6 +42,33 @@ class AuditRepository:
         )
         self.session.add(event)
         return event
+
+    def append(
+        self,
+        *,
+        entity_type: str,
+        entity_id: str | int,
+        action: str,
+        actor: str,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """`record` as one Core INSERT, for paths that hold a write lock and never read the event back."""
+        self.session.execute(
+            _INSERT,
+            {
+                "entity_type": entity_type,
+                "entity_id": str(entity_id),
+                "action": action,
+                "actor": actor,
+                "before": before,
+                "after": after,
+                "detail": detail,
+                "occurred_at": at or utcnow(),
+            },
+        )
 
     def for_entity(self, entity_type: str, entity_id: str | int) -> list[AuditEvent]:
         stmt = (
