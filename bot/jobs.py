@@ -21,11 +21,15 @@ _process_container: list[Container] = []
 
 
 def bind_container(container: Container, *, thread_only: bool = False) -> None:
-    """Give job functions their dependencies: per process (a worker) or per thread (embedded)."""
+    """Give job functions their dependencies: per process (a worker) or per thread (embedded).
+
+    A process-wide binding also drops the calling thread's own binding: the thread asked for `container`,
+    and a container it bound earlier (a closed one, say) must not keep shadowing it."""
     if thread_only:
         _local.container = container
     else:
         _process_container[:] = [container]
+        _local.__dict__.pop("container", None)
 
 
 def current_container() -> Container:
