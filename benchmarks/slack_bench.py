@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -118,29 +119,50 @@ def requests_for(n: int, app_ids: list[int]) -> list[tuple[str, bytes, str]]:
     return out
 
 
-def fire(base: str, batch: list[tuple[str, bytes, str]], clients: int) -> dict[str, list[float]]:
-    """Send `batch` from `clients` threads; time each request to its HTTP response (ms)."""
+def fire(
+    base: str, batch: list[tuple[str, bytes, str]], clients: int, rate: float | None = None, seed: int = 7
+) -> dict[str, list[float]]:
+    """Send `batch` from `clients` threads and time each request to its HTTP response (ms).
+
+    `rate=None` is a closed loop: each client sends its next request the moment the last one is answered, so
+    the server is saturated and the timings measure its throughput. With `rate` (requests per second over all
+    clients) each client sends on its own Poisson schedule (the same seeded schedule for both apps). Requests
+    are timed from when they are sent; how late each was sent against its schedule is kept under "_late", so
+    that a server slow enough to hold its clients back (coordinated omission) shows there rather than hiding.
+    """
     timings: dict[str, list[float]] = defaultdict(list)
     lock = threading.Lock()
-    local = threading.local()
+    rng = random.Random(seed)
+    per_client = [batch[i::clients] for i in range(clients)]
+    gaps = [[rng.expovariate(rate / clients) if rate else 0.0 for _ in items] for items in per_client]
+    start_at = time.perf_counter() + 0.2
 
-    def one(item: tuple[str, bytes, str]) -> None:
-        kind, body, ctype = item
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = httpx.Client(base_url=base, timeout=30)
-        headers = {**sign(SECRET, body), "Content-Type": ctype}
-        start = time.perf_counter()
-        r = client.post("/slack/events", content=body, headers=headers)
-        elapsed = (time.perf_counter() - start) * 1000
-        if r.status_code != 200:
-            raise RuntimeError(f"{kind}: {r.status_code} {r.text[:200]}")
-        with lock:
-            timings[kind].append(elapsed)
-            timings["all"].append(elapsed)
+    def run_client(items: list[tuple[str, bytes, str]], waits: list[float]) -> None:
+        due = start_at
+        # Paced clients open a connection per request (independent users; an idle keep-alive connection
+        # would be closed by gunicorn after 2 s, racing the next request); a closed loop keeps its one.
+        keepalive = httpx.Limits(max_keepalive_connections=None if rate is None else 0)
+        with httpx.Client(base_url=base, timeout=30, limits=keepalive) as client:
+            for (kind, body, ctype), gap in zip(items, waits, strict=True):
+                if rate:
+                    due += gap
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                headers = {**sign(SECRET, body), "Content-Type": ctype}
+                start = time.perf_counter()
+                late = (start - due) * 1000 if rate else 0.0
+                r = client.post("/slack/events", content=body, headers=headers)
+                elapsed = (time.perf_counter() - start) * 1000
+                if r.status_code != 200:
+                    raise RuntimeError(f"{kind}: {r.status_code} {r.text[:200]}")
+                with lock:
+                    timings[kind].append(elapsed)
+                    timings["all"].append(elapsed)
+                    timings["_late"].append(late)
 
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one, batch))
+        list(pool.map(run_client, per_client, gaps))
     return timings
 
 
@@ -179,7 +201,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--requests", type=int, default=1200, help="per app, over all rounds")
+    parser.add_argument("--requests", type=int, default=1200, help="per app and rate, over all rounds")
+    parser.add_argument(
+        "--rates",
+        default="40",
+        help="paced loads to measure, requests/s over all clients, comma-separated (0 = closed loop only)",
+    )
+    parser.add_argument(
+        "--saturation-requests",
+        type=int,
+        default=600,
+        help="per app, sent in a closed loop after the paced runs to measure capacity (0 to skip)",
+    )
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker, both apps")
@@ -222,8 +255,11 @@ def main() -> None:
             env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
             env["AUTO_MIGRATE"] = "true"
             env["FEDERAL_ID_KEY"] = Fernet.generate_key().decode()
-        submits = args.requests // 3 + 1
+        rates = [float(r) for r in args.rates.split(",") if float(r) > 0]
+        total = args.requests * len(rates) + args.saturation_requests + 30
+        submits = total // 3 + 1
         desk_port, bare_port = free_port(), free_port()
+        reports: list[tuple[float | None, dict[str, dict[str, list[float]]], dict[str, float]]] = []
         bare_cmd = [
             sys.executable,
             "-m",
@@ -250,23 +286,33 @@ def main() -> None:
                 app_ids = seed_applications(desk, submits)
                 # Let the worker post every announcement first: measure the handlers, not the backlog.
                 slack.wait_for("chat.postMessage", len(app_ids), timeout=300)
-                batch = requests_for(args.requests, app_ids)
-                bare_batch = requests_for(args.requests, app_ids)
+                batch = requests_for(total, app_ids)
+                bare_batch = requests_for(total, app_ids)
                 fire(desk, batch[:30], args.clients)  # warm-up (decides 10 applications)
                 fire(bare, bare_batch[:30], args.clients)
-                results: dict[str, dict[str, list[float]]] = {
-                    "credit-desk": defaultdict(list),
-                    "bare": defaultdict(list),
-                }
-                per_round = (len(batch) - 30) // args.rounds
-                for r in range(args.rounds):
-                    chunk = slice(30 + r * per_round, 30 + (r + 1) * per_round)
-                    order = [("credit-desk", desk, batch), ("bare", bare, bare_batch)]
-                    if r % 2:
-                        order.reverse()
-                    for name, base, items in order:
-                        for kind, values in fire(base, items[chunk], args.clients).items():
-                            results[name][kind].extend(values)
+                phases: list[tuple[float | None, int]] = [(r, args.requests) for r in rates]
+                if args.saturation_requests:
+                    phases.append((None, args.saturation_requests))
+                at = 30
+                for rate, n in phases:
+                    per_round = n // args.rounds
+                    results: dict[str, dict[str, list[float]]] = {
+                        "credit-desk": defaultdict(list),
+                        "bare": defaultdict(list),
+                    }
+                    busy = {"credit-desk": 0.0, "bare": 0.0}
+                    for r in range(args.rounds):
+                        chunk = slice(at + r * per_round, at + (r + 1) * per_round)
+                        order = [("credit-desk", desk, batch), ("bare", bare, bare_batch)]
+                        if r % 2:
+                            order.reverse()
+                        for name, base, items in order:
+                            began = time.perf_counter()
+                            for kind, values in fire(base, items[chunk], args.clients, rate, seed=r).items():
+                                results[name][kind].extend(values)
+                            busy[name] += time.perf_counter() - began
+                    at += per_round * args.rounds
+                    reports.append((rate, results, busy))
         finally:
             if pg_name:
                 subprocess.run(
@@ -286,24 +332,40 @@ def main() -> None:
 
     print(
         f"/slack/events, {args.clients} concurrent clients, backend {args.backend}, "
-        f"{os.cpu_count()} cores, gunicorn 1 worker x {args.threads} threads"
+        f"{os.cpu_count()} cores, gunicorn 1 worker x {args.threads} threads, load average "
+        f"{os.getloadavg()[0]:.1f}"
     )
-    print(
-        f"{'kind':8} {'n':>5} {'desk p50':>9} {'desk p99':>9} {'bare p50':>9} {'bare p99':>9} "
-        f"{'p50 ratio':>9}"
-    )
-    for kind in ("command", "click", "submit", "all"):
-        d, b = results["credit-desk"][kind], results["bare"][kind]
+    for rate, results, busy in reports:
+        d_all, b_all = results["credit-desk"]["all"], results["bare"]["all"]
+        if rate is None:
+            print(
+                f"\nclosed loop (each client sends again as soon as it is answered): capacity "
+                f"{len(d_all) / busy['credit-desk']:.0f} req/s Credit Desk, {len(b_all) / busy['bare']:.0f} "
+                f"req/s bare ({len(d_all) / busy['credit-desk'] / (len(b_all) / busy['bare']):.2f} of bare)"
+            )
+        else:
+            d_late, b_late = results["credit-desk"]["_late"], results["bare"]["_late"]
+            print(
+                f"\npaced: {rate:g} requests/s over all clients (Poisson arrivals); sent late against the "
+                f"schedule p50/p99: Credit Desk {statistics.median(d_late):.1f}/{pct(d_late, 99):.1f} ms, "
+                f"bare {statistics.median(b_late):.1f}/{pct(b_late, 99):.1f} ms"
+            )
         print(
-            f"{kind:8} {len(d):>5} {statistics.median(d):>8.1f}ms {pct(d, 99):>8.1f}ms "
-            f"{statistics.median(b):>8.1f}ms {pct(b, 99):>8.1f}ms "
-            f"{statistics.median(d) / statistics.median(b):>9.2f}"
+            f"{'kind':8} {'n':>5} {'desk p50':>9} {'desk p99':>9} {'bare p50':>9} {'bare p99':>9} "
+            f"{'p50 ratio':>9}"
         )
-    d_all, b_all = results["credit-desk"]["all"], results["bare"]["all"]
-    print(
-        f"goal: desk p99 <= 150 ms ({pct(d_all, 99):.1f}), p50 ratio <= 1.5 "
-        f"({statistics.median(d_all) / statistics.median(b_all):.2f})"
-    )
+        for kind in ("command", "click", "submit", "all"):
+            d, b = results["credit-desk"][kind], results["bare"][kind]
+            print(
+                f"{kind:8} {len(d):>5} {statistics.median(d):>8.1f}ms {pct(d, 99):>8.1f}ms "
+                f"{statistics.median(b):>8.1f}ms {pct(b, 99):>8.1f}ms "
+                f"{statistics.median(d) / statistics.median(b):>9.2f}"
+            )
+        if rate is not None:
+            print(
+                f"goal: desk p99 <= 150 ms ({pct(d_all, 99):.1f}), p50 ratio <= 1.5 "
+                f"({statistics.median(d_all) / statistics.median(b_all):.2f})"
+            )
 
 
 if __name__ == "__main__":
