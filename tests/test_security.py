@@ -226,10 +226,10 @@ def test_a_full_demo_run_logs_no_secret_and_no_clear_federal_id(
     assert leaks(slack_seen, {k: v for k, v in secrets_by_name.items() if k != "slack_bot_token"}) == []
     assert leaks(html, federal_id | secrets_by_name) == []
 
-    # The database holds the Federal ID only as ciphertext; the one clear copy is the NetSuite mirror's
-    # `tax_number`, a copy of the customer's own NetSuite field (see docs/security.md, residual risks).
+    # The database holds the Federal ID only as ciphertext: not in clear anywhere, the NetSuite mirror
+    # included (a sync records the Tax Reg. Number's digest, never its value).
     clear = {where for where, text in database.items() if leaks(text, federal_id)}
-    assert clear <= {"ns_customers.tax_number"}, clear
+    assert clear == set(), clear
     assert leaks(database["credit_applications.federal_id_ciphertext"], federal_id) == []
     assert leaks("\n".join(database.values()), secrets_by_name) == []
 
