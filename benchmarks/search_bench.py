@@ -4,15 +4,17 @@
 
 For each size it builds a deterministic synthetic mirror (company names from word lists, cities, email
 domains, tax numbers, sales reps) with bulk inserts (`executemany` on SQLite, COPY on PostgreSQL) into a
-schema at revision 0001, then upgrades to head, so the search indexes are built over existing rows exactly
-as a deployment that adds them later would. It then runs the same 1,000 queries on every backend: names
+schema at revision 0001, then upgrades to head, so the search indexes (migrations 0002, 0005 and 0007:
+trigram and word indexes, the name vocabulary) are built over existing rows exactly as a deployment that
+adds them later would. It then runs the same 1,000 queries on every backend: names
 with a typo, name prefixes as typed, whole names, entity ids, tax numbers, email domains and cities, plus
 some restricted to one sales rep.
 
 Timings are wall-clock per `CustomerSearch.search` call, including the session and the Python re-rank.
 Because the machine is shared and noisy, each backend also reports a baseline measured in the same run,
 the p50 of a primary-key lookup through the same session factory, and every figure as a multiple of it.
-It also reports, per query kind, how often the customer a query was made from is among the results.
+It also reports, per query kind, how often the customer a query was made from is among the results, and
+the size of the in-memory name vocabulary the search loaded.
 
 PostgreSQL: a throw-away database `credit_desk_search_bench_<random>` in the cluster at `--pg-url`
 (created and dropped here). SQLite: a temporary file, deleted at the end.
@@ -401,6 +403,8 @@ class Result:
     by_kind: dict[str, tuple[float, float]]
     found_rate: float
     hit_rate: dict[str, float]  # per kind: share of queries whose source customer was among the results
+    vocabulary_words: int = 0
+    vocabulary_bytes: int = 0
 
 
 def measure(factory: sessionmaker[Session], search: CustomerSearch, queries: list[Query], n: int) -> Result:
@@ -479,8 +483,11 @@ def run_one(backend: str, n: int, queries: list[Query], digest: Callable[[str], 
             build_s = time.perf_counter() - t0
             print(f"  {backend:<10} {n:>9,} rows built in {build_s:6.1f} s", file=sys.stderr, flush=True)
             factory = make_session_factory(engine)
-            result = measure(factory, CustomerSearch(factory, digest=digest), queries, n)
+            search = CustomerSearch(factory, digest=digest)
+            result = measure(factory, search, queries, n)
             result.backend, result.build_s = backend, build_s
+            result.vocabulary_words = len(search.vocabulary)
+            result.vocabulary_bytes = search.vocabulary.approximate_bytes()
             return result
         finally:
             engine.dispose()
@@ -498,7 +505,14 @@ def report(results: list[Result]) -> str:
             f"{r.p99_ms:>7.2f} {r.max_ms:>7.2f} {r.p50_ms / r.baseline_ms:>8.1f}x "
             f"{r.p99_ms / r.baseline_ms:>8.1f}x {r.found_rate:>6.1%}\n"
         )
-    out.write("\np50 / p99 ms by query kind\n")
+    out.write("\nname vocabulary in memory: ")
+    out.write(
+        "; ".join(
+            f"{r.backend} {r.size:,}: {r.vocabulary_words:,} words, {r.vocabulary_bytes / 1e6:.1f} MB"
+            for r in results
+        )
+    )
+    out.write("\n\np50 / p99 ms by query kind\n")
     kinds = sorted({k for r in results for k in r.by_kind})
     out.write(f"{'kind':<16}" + "".join(f"{f'{r.backend} {r.size:,}':>24}" for r in results) + "\n")
     for kind in kinds:

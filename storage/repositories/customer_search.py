@@ -1,24 +1,28 @@
 """The SQL behind customer search, for PostgreSQL and SQLite (the ranking lives in `bot.customers.search`).
 
 Every lookup returns `Candidate`s (internal id and normalised name) and never decides the final order:
-the service scores them in Python, so both databases rank the same rows the same way. What differs is
-only how name candidates are found quickly:
+the service scores them in Python, so both databases rank the same rows the same way. Name candidates
+are found by whole words on both, through the same question, `name_word_groups`: "names holding one
+word of each of these groups" (a group is a word, or the few real spellings of a typo, or the words a
+word being typed may become). Which words exist the service knows from the name vocabulary,
+`ns_customer_name_words` (migration 0007), read incrementally with `name_words_since`.
 
-- PostgreSQL: whole words, from the word GIN index of migration 0005 (`string_to_array(name, ' ')`):
-  "every query word" is one containment test, and a typo is found by asking for the spellings one edit
-  away from a query word, next to the other words (`name_spellings_pg`). Trigram scans
-  (`LIKE '%w%'` and `q <% name`, GIN of 0002) are kept for what words cannot answer, a lone word being
-  typed and a query with two typos, because every trigram of a common word lists a large part of
-  the table: one such word cost 10-50 ms at 1M rows, while a word lookup costs about one.
+- PostgreSQL: the word GIN index of migration 0005 (`string_to_array(name, ' ')`): one `@>` for the
+  single words, one `&&` per group. Trigram similarity (`q <% name`, GIN of 0002) is kept as the last
+  resort for a query no word stage could answer (two typos in one word), because every trigram of a
+  common word lists a large part of the table: one such word cost 10-50 ms at 1M rows, a word lookup
+  about one.
+- SQLite: the FTS5 `unicode61` table `ns_customers_word_fts` (0007), whose second column is the sales
+  rep, so a rep's search is one more term of the same FTS5 query and reads only that rep's names. The
+  trigram FTS5 table `ns_customers_fts` (0002) is the last resort, with the "other words plus half of
+  this one" typo expression (see `fts_typo_expression`).
 - Both: a name prefix is a range scan of a code-point-ordered B-tree (SQLite's plain index; on
-  PostgreSQL the `COLLATE "C"` index of 0005), so the first names come back in the same order.
-- SQLite: the FTS5 trigram table `ns_customers_fts`. FTS5 matches substrings only, so typo tolerance
-  comes from asking for the query's words minus one (see `fts_typo_expression`) and letting the service
-  re-rank with rapidfuzz; every stage is capped so a common word cannot drag in the whole table.
+  PostgreSQL the `COLLATE "C"` index, with the internal id since 0007), so the first names come back
+  in the same order. One rep's prefix on SQLite is narrowed by the word FTS5 table first.
 
 Queries and names reaching the FTS expression builders are already normalised (`[0-9a-z ]` only), and
-every value is a bound parameter (the statements are SQLAlchemy Core), so user input never becomes SQL
-or FTS syntax.
+every value is a bound parameter (SQLAlchemy Core statements, and a few fixed plain-text ones), so user
+input never becomes SQL or FTS syntax.
 """
 
 from __future__ import annotations
@@ -44,11 +48,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import ColumnClause
+from sqlalchemy.sql.expression import ColumnClause, TextClause
 
 from storage.models import NsCustomer, NsCustomerAddress
 
-FTS_TABLE = "ns_customers_fts"
+FTS_TABLE = "ns_customers_fts"  # trigram (0002)
 MIN_FTS_TERM = 3  # the trigram tokenizer cannot match a string shorter than one trigram
 TYPO_CHUNK_MIN_WORD = 6  # a word this long is split in two halves of >= 3 characters each
 # Below pg_trgm's default of 0.6, which misses one typo in a short word ("widgit" shares 4 of its 7
@@ -82,12 +86,6 @@ class AddressRow:
     default_billing: bool
 
 
-def fts_all_words_expression(words: Sequence[str]) -> str | None:
-    """FTS5 query: every word (>= 3 characters) somewhere in the name, as a substring."""
-    terms = [w for w in words if len(w) >= MIN_FTS_TERM]
-    return " AND ".join(f'"{w}"' for w in terms) or None
-
-
 def fts_typo_expression(words: Sequence[str]) -> str | None:
     """FTS5 query that survives one typo: for each word, "all the other words, and half of this one".
 
@@ -108,9 +106,58 @@ def fts_typo_expression(words: Sequence[str]) -> str | None:
     return " OR ".join(dict.fromkeys(clauses)) or None
 
 
+def fts_word_groups_expression(
+    clauses: Sequence[Sequence[Sequence[str]]], *, sales_rep_id: int | None = None
+) -> str:
+    """FTS5 query on the word table: for one of the clauses, one word of each of its groups, in the name
+    column; and, for a rep, the rep's id in the rep column."""
+    terms = " OR ".join(
+        "(" + " AND ".join("(" + " OR ".join(f'"{w}"' for w in group) + ")" for group in clause) + ")"
+        for clause in clauses
+    )
+    expression = f"name_normalized : ({terms})"
+    if sales_rep_id is not None:
+        expression += f' AND sales_rep_id : "{int(sales_rep_id)}"'
+    return expression
+
+
+def fts_first_word_expression(query: str, *, sales_rep_id: int) -> str | None:
+    """FTS5 query on the word table for names of one rep that may start with `query`: its first word,
+    whole if more words follow, else as a word start (`"acm"*`); None for a lone start shorter than
+    three characters (too many words begin with it)."""
+    first, *rest = query.split() or [""]
+    if rest:
+        term = f'"{first}"'
+    elif len(first) >= MIN_FTS_TERM:
+        term = f'"{first}"*'
+    else:
+        return None
+    return f'name_normalized : {term} AND sales_rep_id : "{int(sales_rep_id)}"'
+
+
+@dataclass(frozen=True)
+class VocabularyMark:
+    """How far a reader has read the name vocabulary (see `CustomerSearchRepository.name_words_since`).
+
+    SQLite: `order` is the highest word id read. PostgreSQL: `order` is the `xmax` of the snapshot read
+    at, and `in_progress` its in-progress transactions (`xip`).
+    """
+
+    order: int
+    in_progress: tuple[int, ...] = ()
+
+
 _fts = table(FTS_TABLE, column("rowid"))
 # `ns_customers_fts MATCH :expr`: FTS5 matches against the table's own name (all its columns).
 _fts_match: ColumnClause[Any] = literal_column(FTS_TABLE)
+_SQLITE_WORDS_SINCE = text("SELECT id, word FROM ns_customer_name_words WHERE id > :after ORDER BY id")
+# One statement each, so that the words and the snapshot they are measured against are the same one.
+_PG_ALL_WORDS = text("SELECT pg_current_snapshot()::text, array(SELECT word FROM ns_customer_name_words)")
+_PG_WORDS_SINCE = text(
+    "SELECT pg_current_snapshot()::text, array("
+    "SELECT word FROM ns_customer_name_words WHERE added_xid >= CAST(:xmax AS xid8)"
+    " UNION ALL SELECT word FROM ns_customer_name_words WHERE added_xid = ANY(CAST(:xip AS xid8[])))"
+)
 _C = NsCustomer
 _A = NsCustomerAddress
 _CandidateSelect = Select[int, str | None]  # (internal id, normalised name)
@@ -123,6 +170,25 @@ _name_words: ColumnElement[Any] = func.string_to_array(
 
 def _word_array(words: Sequence[str]) -> ColumnElement[Any]:
     return bindparam(None, list(words), type_=ARRAY(Text))
+
+
+# SQLite, names of the rows an FTS5 MATCH on the word table finds. Each name is read from the covering
+# `(internal_id, name_normalized)` index of 0002: one B-tree search instead of two (the unique index on
+# `internal_id`, then the table), a third of the time warm and far fewer pages to keep cached. The
+# planner picks the unique index unless told (SQLAlchemy renders no SQLite index hints: plain text,
+# every value bound).
+_SQLITE_WORD_FTS_NAMES = (
+    "SELECT c.internal_id, c.name_normalized FROM ns_customers_word_fts"
+    " JOIN ns_customers AS c INDEXED BY ix_ns_customers_id_name"
+    " ON c.internal_id = ns_customers_word_fts.rowid"
+    " WHERE ns_customers_word_fts MATCH :expression"
+)
+_SQLITE_WORD_FTS_ANY = text(_SQLITE_WORD_FTS_NAMES + " LIMIT :limit")
+_SQLITE_WORD_FTS_PREFIX = text(
+    _SQLITE_WORD_FTS_NAMES
+    + " AND c.name_normalized >= :low AND c.name_normalized < :high"
+    + " ORDER BY c.name_normalized, c.internal_id LIMIT :limit"
+)
 
 
 class CustomerSearchRepository:
@@ -144,12 +210,27 @@ class CustomerSearchRepository:
             name = name.collate("C")
         return name, _C.internal_id.expression
 
-    def _run(self, stmt: _CandidateSelect, sales_rep_id: int | None) -> list[Candidate]:
+    def _run(
+        self, stmt: _CandidateSelect, sales_rep_id: int | None, *, rep_index: bool = False
+    ) -> list[Candidate]:
+        """Run a candidate query, restricted to one sales rep's customers if `sales_rep_id` is given.
+
+        `rep_index`: whether the database may use a rep index for it. Not beside a selective key (an
+        entity id, a tax number) nor beside an SQLite FTS5 MATCH: SQLite may walk the rep's ~5,000 rows
+        checking each, or run the whole FTS query once per row of the rep (14 ms and 80 ms instead of
+        0.2 at 1M, both seen), so there the rep is a filter on the rows found (`sales_rep_id + 0` is no
+        indexed expression; FTS5 queries carry the rep as a term of their own).
+        """
         if sales_rep_id is not None:
-            stmt = stmt.where(_C.sales_rep_id == sales_rep_id)
+            rep = _C.sales_rep_id if rep_index else _C.sales_rep_id + 0
+            stmt = stmt.where(rep == sales_rep_id)
         # Core statements on the session's connection: the ORM result layer costs more than the query
         # when an FTS stage returns hundreds of rows.
         return [Candidate(int(i), name or "") for i, name in self.session.connection().execute(stmt)]
+
+    def _run_text(self, stmt: TextClause, params: dict[str, Any]) -> list[Candidate]:
+        rows: Any = self.session.connection().execute(stmt, params)
+        return [Candidate(int(i), str(name or "")) for i, name in rows]
 
     @staticmethod
     def _base() -> _CandidateSelect:
@@ -202,7 +283,7 @@ class CustomerSearchRepository:
             .order_by(_A.customer_id)
             .limit(limit)
         )
-        return self._run(stmt, sales_rep_id)
+        return self._run(stmt, sales_rep_id, rep_index=True)
 
     # --- name candidates -----------------------------------------------------------------------
 
@@ -211,97 +292,90 @@ class CustomerSearchRepository:
 
         Normalised names hold only `[0-9a-z ]`, all below "~", so `[query, query + "~")` is exactly the
         names that start with `query`. On PostgreSQL the comparison is made in the "C" collation, which
-        `ix_ns_customers_name_c` (migration 0005) indexes; under any other collation this range would be
-        neither the prefix nor indexable.
+        `ix_ns_customers_name_c_id` indexes; under any other collation this range would be neither the
+        prefix nor indexable. The index holds the internal id after the name (migration 0007), so the
+        scan stops after `limit` entries, ties included.
+
+        One rep's names on SQLite: the word FTS5 table first narrows to that rep's names holding the
+        query's first word (or a word starting with it, for a lone word), then the same range applies.
+        A range scan of all names would read every name with that start (~2,000 for "keystone" at 1M)
+        and a scan of the rep's rows every one of them (~5,000), 7-20 ms either way, against ~1 ms.
         """
         name, internal_id = self._by_name_order()
         stmt = self._base().where(name >= query, name < query + "~").order_by(name, internal_id).limit(limit)
-        return self._run(stmt, sales_rep_id)
-
-    def name_all_words_pg(
-        self, words: Sequence[str], *, sales_rep_id: int | None, limit: int
-    ) -> list[Candidate]:
-        """PostgreSQL: names holding every query word but the last as a whole word, and the last anywhere.
-
-        The last word may still be being typed ("acme ind"), so it is a substring; the others come from
-        the word index, rarest first (GIN intersects its lists that way), and the substring is a filter
-        on those rows, not a trigram scan, and only asked when the query's words taken whole find no
-        name. A lone word is a trigram `LIKE`; one shorter than a trigram matches too
-        much to be worth asking (the prefix stage has answered it). At most `limit` names from each
-        query, in no particular order.
-        """
-        *whole, last = words
-        if not whole:
-            if len(last) < MIN_FTS_TERM:
-                return []
-            stmt = self._base().where(_C.name_normalized.contains(last, autoescape=True)).limit(limit)
-            return self._run(stmt, sales_rep_id)
-        # Every word whole first: one intersection in the index. Only if that finds nothing, the last
-        # word as a substring (being typed), checked on each row that holds the other words.
-        found = self._run(
-            self._base().where(_name_words.op("@>")(_word_array(words))).limit(limit), sales_rep_id
+        expression = (
+            fts_first_word_expression(query, sales_rep_id=sales_rep_id)
+            if self.dialect == "sqlite" and sales_rep_id is not None
+            else None
         )
-        if found:  # the last word exists whole: it was typed in full
-            return found
-        seen = {c.internal_id for c in found}
-        stmt = (
-            self._base()
-            .where(_name_words.op("@>")(_word_array(whole)), func.strpos(_C.name_normalized, last) > 0)
-            .limit(limit)
-        )
-        return found + [c for c in self._run(stmt, sales_rep_id) if c.internal_id not in seen]
+        if expression is None:
+            return self._run(stmt, sales_rep_id, rep_index=True)
+        params = {"expression": expression, "low": query, "high": query + "~", "limit": limit}
+        return self._run_text(_SQLITE_WORD_FTS_PREFIX, params)  # the rep is a term of the FTS5 query
 
-    def name_spellings_pg(
+    def name_word_groups(
         self,
-        clauses: Sequence[tuple[Sequence[str], Iterable[str]]],
+        clauses: Sequence[Sequence[Sequence[str]]],
         *,
         sales_rep_id: int | None,
         limit: int,
     ) -> list[Candidate]:
-        """PostgreSQL: names that, for at least one of `clauses` (required words, spellings), hold every
-        required word and one of the spellings, all as whole words. At most `limit`, in no particular order.
+        """Names that, for at least one of `clauses`, hold a whole word of every group of that clause.
 
-        The whole statement is a few scans of the word index, one per clause, each looking up hundreds
-        of spellings (a few microseconds each, most of them absent). A clause without required words
-        is estimated to match much of the table, so the planner would scan it instead and test every
-        row against every spelling (tens of seconds at 1M rows): sequential scans are off for this
-        statement, and on again after it (`SET LOCAL`, this transaction only).
+        A clause is a list of groups and a group a list of words ("acme" AND ("industrial" OR
+        "industrious")). At most `limit`, in no particular order.
+
+        PostgreSQL: one `@>` (the single words) and one `&&` per larger group, on the word GIN index.
+        SQLite: one FTS5 query on the word table, the rep (if any) as a term of the rep column, so that
+        FTS5 intersects the name words with that rep's rows instead of reading every name first.
         """
-        conditions: list[ColumnElement[bool]] = []
-        for required, spellings in clauses:
-            variants = sorted(spellings)
-            if not variants:
-                continue
-            condition: ColumnElement[bool] = _name_words.op("&&")(_word_array(variants))
-            if required:
-                condition = and_(_name_words.op("@>")(_word_array(required)), condition)
-            conditions.append(condition)
-        if not conditions:
+        clauses = [[list(group) for group in clause if group] for clause in clauses]
+        clauses = [clause for clause in clauses if clause]
+        if not clauses:
             return []
-        stmt = self._base().where(or_(*conditions)).limit(limit)
-        self.session.execute(text("SELECT set_config('enable_seqscan', 'off', true)"))
-        try:
-            return self._run(stmt, sales_rep_id)
-        finally:
-            self.session.execute(text("SELECT set_config('enable_seqscan', 'on', true)"))
+        if self.dialect == "postgresql":
+            conditions: list[ColumnElement[bool]] = []
+            for clause in clauses:
+                singles = sorted({group[0] for group in clause if len(group) == 1})
+                parts = [_name_words.op("@>")(_word_array(singles))] if singles else []
+                parts += [_name_words.op("&&")(_word_array(sorted(set(g)))) for g in clause if len(g) > 1]
+                conditions.append(and_(*parts))
+            stmt = self._base().where(or_(*conditions))
+        else:
+            expression = fts_word_groups_expression(clauses, sales_rep_id=sales_rep_id)
+            params = {"expression": expression, "limit": limit}
+            return self._run_text(_SQLITE_WORD_FTS_ANY, params)  # the rep is a term of the FTS5 query
+        return self._run(stmt.limit(limit), sales_rep_id, rep_index=True)
 
-    def name_with_words_pg(
-        self, word_sets: Sequence[Sequence[str]], *, sales_rep_id: int | None, limit: int
-    ) -> list[Candidate]:
-        """PostgreSQL: names holding every word of at least one of `word_sets` as a whole word.
+    def name_words_since(self, mark: VocabularyMark | None) -> tuple[list[str], VocabularyMark]:
+        """The name words added to the vocabulary since `mark` (all of them for None), and the new mark.
 
-        Each set is one containment test on the word index. At most `limit`, in no particular order.
+        A word committed before this statement started is either in the answer or was in an earlier
+        one: SQLite by increasing id (one writer commits at a time); PostgreSQL by the adding transaction,
+        measured against the snapshot of the previous read (see migration 0007). May repeat words.
         """
-        conditions = [_name_words.op("@>")(_word_array(ws)) for ws in word_sets if ws]
-        if not conditions:
-            return []
-        return self._run(self._base().where(or_(*conditions)).limit(limit), sales_rep_id)
+        connection = self.session.connection()
+        if self.dialect == "sqlite":
+            after = mark.order if mark is not None else 0
+            rows = connection.execute(_SQLITE_WORDS_SINCE, {"after": after}).all()
+            return [str(r[1]) for r in rows], VocabularyMark(max((int(r[0]) for r in rows), default=after))
+        if mark is None:
+            row = connection.execute(_PG_ALL_WORDS).one()
+        else:
+            row = connection.execute(
+                _PG_WORDS_SINCE,
+                {"xmax": str(mark.order), "xip": "{" + ",".join(str(x) for x in mark.in_progress) + "}"},
+            ).one()
+        snapshot, words = str(row[0]), row[1]
+        _, xmax, xip = snapshot.split(":")
+        return [str(w) for w in words], VocabularyMark(int(xmax), tuple(int(x) for x in xip.split(",") if x))
 
     def name_candidates_pg(self, query: str, *, sales_rep_id: int | None, limit: int) -> list[Candidate]:
         """PostgreSQL: names similar to `query` by trigram word similarity, best first.
 
-        The last resort (two typos in one query): every trigram of the query is looked up, so a query
-        with common words costs 100 ms and more at 1M rows.
+        The last resort, when no word stage found a name (two typos in one word, a lost space and a
+        typo): every trigram of the query is looked up, so a query with common words costs 100 ms and
+        more at 1M rows.
         """
         if len(query) < MIN_FTS_TERM:  # too short for trigrams to mean anything: a plain prefix
             stmt = (
@@ -310,7 +384,7 @@ class CustomerSearchRepository:
                 .order_by(*self._by_name_order())
                 .limit(limit)
             )
-            return self._run(stmt, sales_rep_id)
+            return self._run(stmt, sales_rep_id, rep_index=True)
         self.session.execute(
             text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
             {"t": str(WORD_SIMILARITY_THRESHOLD)},
@@ -322,10 +396,11 @@ class CustomerSearchRepository:
             .order_by(func.word_similarity(q, _C.name_normalized).desc(), _C.internal_id)
             .limit(limit)
         )
-        return self._run(stmt, sales_rep_id)
+        return self._run(stmt, sales_rep_id, rep_index=True)
 
     def name_fts_sqlite(self, expression: str, *, sales_rep_id: int | None, limit: int) -> list[Candidate]:
-        """SQLite: names matching an FTS5 trigram expression (see the `fts_*_expression` builders)."""
+        """SQLite: names matching an FTS5 trigram expression (see the `fts_*_expression` builders): the
+        last resort, as trigram similarity is on PostgreSQL."""
         stmt = (
             self._base()
             .select_from(_fts)
@@ -334,14 +409,6 @@ class CustomerSearchRepository:
             .limit(limit)
         )
         return self._run(stmt, sales_rep_id)
-
-    def rep_book_size(self, sales_rep_id: int) -> int:
-        count = self.session.scalar(select(func.count()).where(_C.sales_rep_id == sales_rep_id))
-        return int(count or 0)
-
-    def rep_book(self, sales_rep_id: int) -> list[Candidate]:
-        """Every named customer of one sales rep: small enough to re-rank in memory without an index."""
-        return self._run(self._base().where(_C.name_normalized.is_not(None)), sales_rep_id)
 
     # --- details -------------------------------------------------------------------------------
 
@@ -359,7 +426,7 @@ class CustomerSearchRepository:
         ).where(_C.internal_id.in_(wanted))
         return {
             int(r[0]): CustomerRow(int(r[0]), r[1], r[2], r[3], bool(r[4]), r[5])
-            for r in self.session.execute(stmt)
+            for r in self.session.connection().execute(stmt)
         }
 
     def addresses(self, customer_ids: Iterable[int]) -> dict[int, list[AddressRow]]:
@@ -372,20 +439,48 @@ class CustomerSearchRepository:
             .order_by(_A.customer_id, _A.id)
         )
         result: dict[int, list[AddressRow]] = {}
-        for r in self.session.execute(stmt):
+        for r in self.session.connection().execute(stmt):
             result.setdefault(int(r[0]), []).append(AddressRow(int(r[0]), int(r[1]), r[2], r[3], bool(r[4])))
         return result
 
-    # --- maintenance (SQLite) ------------------------------------------------------------------
+    # --- maintenance ---------------------------------------------------------------------------
 
     def rebuild_fts(self) -> None:
-        """Rebuild the FTS index from `ns_customers`, after bulk writes that bypassed the triggers."""
+        """Bring the search indexes back in step with `ns_customers` after bulk writes that bypassed the
+        triggers: SQLite's two FTS tables are rebuilt, and on both databases the vocabulary gets the
+        words it lacks (new words get new ids / this transaction's id, so searches pick them up)."""
         if self.dialect == "sqlite":
             self.session.execute(text("INSERT INTO ns_customers_fts(ns_customers_fts) VALUES ('rebuild')"))
+            self.session.execute(
+                text("INSERT INTO ns_customers_word_fts(ns_customers_word_fts) VALUES ('rebuild')")
+            )
+            self.session.execute(
+                text(
+                    "INSERT INTO ns_customer_name_words (word)"
+                    " SELECT DISTINCT j.value FROM ns_customers AS c,"
+                    """ json_each('["' || replace(c.name_normalized, ' ', '","') || '"]') AS j"""
+                    " WHERE c.name_normalized NOT GLOB '*[^0-9a-z ]*' AND j.value <> ''"
+                    " AND j.value NOT IN (SELECT word FROM ns_customer_name_words)"
+                )
+            )
+        else:
+            self.session.execute(
+                text(
+                    "INSERT INTO ns_customer_name_words (word)"
+                    " SELECT DISTINCT w FROM ns_customers, unnest(string_to_array(name_normalized, ' ')) AS w"
+                    " WHERE name_normalized !~ '[^0-9a-z ]' AND w <> '' ON CONFLICT (word) DO NOTHING"
+                )
+            )
 
     def fts_integrity_check(self) -> None:
-        """Raise if the FTS index disagrees with `ns_customers` (FTS5's own 'integrity-check')."""
+        """Raise if an FTS index disagrees with `ns_customers` (FTS5's own 'integrity-check'; SQLite)."""
         if self.dialect == "sqlite":
             self.session.execute(
                 text("INSERT INTO ns_customers_fts(ns_customers_fts, rank) VALUES ('integrity-check', 1)")
+            )
+            self.session.execute(
+                text(
+                    "INSERT INTO ns_customers_word_fts(ns_customers_word_fts, rank)"
+                    " VALUES ('integrity-check', 1)"
+                )
             )
