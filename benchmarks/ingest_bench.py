@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import shutil
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,6 +41,8 @@ from typing import Any
 
 from sqlalchemy import Table, create_engine, insert, select, text
 from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/ingest_bench.py`
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -86,7 +91,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def ingest_child(url: str, ns_url: str, page_size: int, child_batch: int, read_ahead: bool, out: Any) -> None:
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def ingest_child(
+    url: str, ns_url: str, page_size: int, child_batch: int, read_ahead: bool, in_flight: int, out: Any
+) -> None:
     """Run one full ingest; report seconds, NetSuite time, write time, rows written and peak RSS."""
     from bot.mirror import IngestOptions, MirrorIngest
     from netsuite.client import NetSuiteClient
@@ -103,19 +115,24 @@ def ingest_child(url: str, ns_url: str, page_size: int, child_batch: int, read_a
     client = NetSuiteClient(config, None, LocalLimiter(5))
     waited = [0.0, 0]
     page = client.suiteql_page
+    lock = threading.Lock()
 
-    def timed_page(*args: Any, **kwargs: Any) -> Any:  # one reader thread at a time: no lock needed
+    def timed_page(*args: Any, **kwargs: Any) -> Any:  # requests may overlap: NS s is their sum
         began = time.perf_counter()
         try:
             return page(*args, **kwargs)
         finally:
-            waited[0] += time.perf_counter() - began
-            waited[1] += 1
+            with lock:
+                waited[0] += time.perf_counter() - began
+                waited[1] += 1
 
     client.suiteql_page = timed_page  # type: ignore[method-assign]
-    options = IngestOptions(page_size=page_size, child_batch_size=child_batch, read_ahead=read_ahead)
+    options = IngestOptions(
+        page_size=page_size, child_batch_size=child_batch, read_ahead=read_ahead, requests_in_flight=in_flight
+    )
     ingest = MirrorIngest(make_session_factory(engine), client, options)
     began = time.perf_counter()
+    cpu = _cpu_seconds()
     report = ingest.run(full=True)
     seconds = time.perf_counter() - began
     client.close()
@@ -130,6 +147,7 @@ def ingest_child(url: str, ns_url: str, page_size: int, child_batch: int, read_a
             "customers": report.customers_read,
             "rows": report.customers_read + report.addresses_written + report.contacts_written,
             "peak_rss_mb": _peak_rss_mb(),
+            "cpu_seconds": _cpu_seconds() - cpu,
         }
     )
 
@@ -141,6 +159,8 @@ def bulk_child(source_url: str, target_url: str, batch_customers: int, out: Any)
 
     tables: list[Table] = [t.__table__ for t in (NsCustomer, NsCustomerAddress, NsCustomerContact)]  # type: ignore[misc]
     source, target = make_engine(source_url), make_engine(target_url)
+    with source.begin() as conn:  # fresh statistics for the read-back (not timed)
+        conn.execute(text("ANALYZE"))
     inserting = 0.0
     rows = 0
     last = -1
@@ -155,12 +175,13 @@ def bulk_child(source_url: str, target_url: str, batch_customers: int, out: Any)
             ]  # fmt: skip
             if not customers:
                 break
-            ids = [c["internal_id"] for c in customers]
-            last = ids[-1]
-            children = [
+            first, last = customers[0]["internal_id"], customers[-1]["internal_id"]
+            children = [  # the batch is every customer in [first, last]: a range, not a 1000-id list
                 [
                     {k: v for k, v in dict(r._mapping).items() if k != "id"}
-                    for r in read.execute(select(t).where(t.c.customer_id.in_(ids)))
+                    for r in read.execute(
+                        select(t).where(t.c.customer_id.between(first, last)).order_by(t.c.id)
+                    )
                 ]
                 for t in tables[1:]
             ]
@@ -175,6 +196,11 @@ def bulk_child(source_url: str, target_url: str, batch_customers: int, out: Any)
     source.dispose()
     target.dispose()
     out.put({"seconds": inserting, "rows": rows})
+
+
+def _load() -> str:
+    """1, 5 and 15-minute load averages (the machine is shared: read the figures with them)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def in_child(target: Any, *args: Any) -> dict[str, Any]:
@@ -207,6 +233,9 @@ def main() -> None:
     parser.add_argument(
         "--no-read-ahead", action="store_true", help="read NetSuite and write the database in turn"
     )
+    parser.add_argument(
+        "--requests-in-flight", type=int, default=3, help="NetSuite requests at once (ingest default 3)"
+    )
     args = parser.parse_args()
 
     from netsuite.emulator import EmulatorServer
@@ -214,12 +243,13 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     print(
         f"ingest benchmark: {args.customers} customers, page {args.page_size}, "
-        f"child batch {args.child_batch}, read-ahead {'off' if args.no_read_ahead else 'on'}"
+        f"child batch {args.child_batch}, read-ahead {'off' if args.no_read_ahead else 'on'}, "
+        f"{args.requests_in_flight} requests in flight; load average {_load()}"
     )
     header = (
         f"{'backend':<11}{'rows':>9}{'ingest s':>10}{'NS s':>8}{'waited s':>10}{'write s':>9}"
-        f"{'emulator CPU s':>16}{'rows/s':>9}{'bulk rows/s':>12}{'ratio':>7}{'write ratio':>13}"
-        f"{'peak RSS MB':>13}"
+        f"{'ingest CPU s':>14}{'emulator CPU s':>16}{'bulk s':>8}{'rows/s':>9}{'bulk rows/s':>12}"
+        f"{'ratio':>7}{'write ratio':>13}{'peak RSS MB':>13}"
     )
     lines = []
     try:
@@ -228,7 +258,13 @@ def main() -> None:
                 with fresh_database(backend, args.pg_url, workdir) as url:
                     cpu = time.process_time()
                     ingest = in_child(
-                        ingest_child, url, ns.url, args.page_size, args.child_batch, not args.no_read_ahead
+                        ingest_child,
+                        url,
+                        ns.url,
+                        args.page_size,
+                        args.child_batch,
+                        not args.no_read_ahead,
+                        args.requests_in_flight,
                     )
                     emulator_cpu = time.process_time() - cpu
                     with fresh_database(backend, args.pg_url, workdir) as target:
@@ -240,12 +276,15 @@ def main() -> None:
                 bulk_rate = bulk["rows"] / bulk["seconds"]
                 lines.append(
                     f"{backend:<11}{ingest['rows']:>9}{ingest['seconds']:>10.1f}"
-                    f"{ingest['netsuite_seconds']:>8.1f}"
-                    f"{ingest['wait_seconds']:>10.1f}{ingest['write_seconds']:>9.1f}{emulator_cpu:>16.1f}"
-                    f"{rate:>9.0f}{bulk_rate:>12.0f}{rate / bulk_rate:>7.2f}{write_rate / bulk_rate:>13.2f}"
-                    f"{ingest['peak_rss_mb']:>13.0f}"
+                    f"{ingest['netsuite_seconds']:>8.1f}{ingest['wait_seconds']:>10.1f}"
+                    f"{ingest['write_seconds']:>9.1f}{ingest['cpu_seconds']:>14.1f}{emulator_cpu:>16.1f}"
+                    f"{bulk['seconds']:>8.1f}{rate:>9.0f}{bulk_rate:>12.0f}{rate / bulk_rate:>7.2f}"
+                    f"{write_rate / bulk_rate:>13.2f}{ingest['peak_rss_mb']:>13.0f}"
                 )
-                print(f"  {backend}: {ingest['requests']} SuiteQL requests, {ingest['customers']} customers")
+                print(
+                    f"  {backend}: {ingest['requests']} SuiteQL requests, {ingest['customers']} customers; "
+                    f"load average {_load()}"
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(header)

@@ -34,6 +34,7 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 _WHERE = re.compile(r"\bwhere\b", re.IGNORECASE)
+_CANONICAL_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", re.ASCII)
 
 
 class RowCapExceeded(ProtocolError):
@@ -78,10 +79,17 @@ def parse_page(data: Any, offset: int) -> SuiteQLPage:
     if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
         raise ProtocolError(200, None, "SuiteQL answer has no items list")
     items = []
+    plain: set[Any] = set()  # keys seen to be lower-case text (and "links")
     for raw in data["items"]:
+        if type(raw) is dict and raw.keys() <= plain:  # the usual row: copy it, drop its links
+            row = raw.copy()
+            row.pop("links", None)
+            items.append(row)
+            continue
         if not isinstance(raw, Mapping):
             raise ProtocolError(200, None, "SuiteQL row is not an object")
         items.append({str(k).lower(): v for k, v in raw.items() if str(k).lower() != "links"})
+        plain.update(k for k in raw if type(k) is str and k == k.lower())
     total = data.get("totalResults")
     total_results = int(total) if isinstance(total, int | str) and str(total).isdigit() else None
     has_more = data.get("hasMore")
@@ -182,8 +190,12 @@ def parse_datetime(value: str | None, tz: tzinfo = UTC) -> datetime | None:
     """
     if value is None or not value.strip():
         return None
+    text = value.strip()
     try:
-        naive = datetime.strptime(value.strip(), _PY_DATETIME_FORMAT)  # noqa: DTZ007
+        if _CANONICAL_DATETIME.fullmatch(text):  # as TO_CHAR renders it: skip strptime's parser
+            naive = datetime.fromisoformat(text)
+        else:
+            naive = datetime.strptime(text, _PY_DATETIME_FORMAT)  # noqa: DTZ007
     except ValueError as exc:
         raise ProtocolError(200, None, f"not a {DATETIME_FORMAT} datetime: {value!r}") from exc
     return naive.replace(tzinfo=tz).astimezone(UTC)

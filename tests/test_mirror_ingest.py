@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.customers.normalize import email_domain, normalize_name
 from bot.mirror import IngestOptions, IngestProgress, IngestReport, MirrorIngest
-from bot.mirror.ingest import DONE_CHECKPOINT, FULL_RUN_CHECKPOINT, RUN_CHECKPOINT, ReadAhead
+from bot.mirror.ingest import (
+    DONE_CHECKPOINT,
+    FULL_RUN_CHECKPOINT,
+    REQUEST_THREAD,
+    RUN_CHECKPOINT,
+    ReadAhead,
+)
 from netsuite import mapping
 from netsuite.client import NetSuiteClient
 from netsuite.config import NetSuiteConfig
@@ -324,6 +330,7 @@ def test_an_ingest_killed_by_netsuite_failures_resumes_and_ends_the_same(env: En
     options = {"page_size": 10}
     with pytest.raises(ServerError):
         env.ingest(**options).run(progress=fail_from_now_on)
+    assert not reader_threads(), "requests in flight end with the run"
     running = checkpoints(env)
     assert running[RUN_CHECKPOINT].run_started_at is not None
     assert running[DONE_CHECKPOINT].watermark == done_before, "the finished watermark waits for the run"
@@ -538,7 +545,12 @@ def wipe_mirror(env: Env) -> None:
 
 
 def reader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "mirror-ingest-reader" and t.is_alive()]
+    """The run's reader and request threads still alive (none may outlive a run)."""
+    return [
+        t
+        for t in threading.enumerate()
+        if (t.name == "mirror-ingest-reader" or t.name.startswith(REQUEST_THREAD)) and t.is_alive()
+    ]
 
 
 def test_reading_ahead_gives_the_same_mirror_and_report_as_reading_in_turn(env: Env) -> None:
@@ -623,3 +635,317 @@ def test_read_ahead_stays_one_item_ahead_and_close_stops_the_source() -> None:
     assert len(started) <= 12
     with pytest.raises(StopIteration):
         next(reader)
+
+
+def test_many_requests_in_flight_give_the_same_mirror_as_one_at_a_time(env: Env) -> None:
+    in_turn = env.ingest(read_ahead=False).run()
+    expected = actual_mirror(env.engine)
+    for in_flight in (2, 6):
+        wipe_mirror(env)
+        # small pages and id lists: several address and contact queries per page, all at once
+        report = env.ingest(page_size=30, child_batch_size=7, requests_in_flight=in_flight).run()
+        assert actual_mirror(env.engine) == expected
+        assert (report.customers_read, report.addresses_written, report.contacts_written) == (
+            in_turn.customers_read,
+            in_turn.addresses_written,
+            in_turn.contacts_written,
+        )
+        assert not reader_threads()
+    assert_mirror_matches(env)
+
+
+def test_requests_in_flight_is_bounded() -> None:
+    for bad in (0, 9):
+        with pytest.raises(ValueError, match="requests_in_flight"):
+            IngestOptions(requests_in_flight=bad)
+
+
+# ---- the batch writes ---------------------------------------------------------------------------
+
+TRICKY_TEXT = [
+    "Müller & Söhne GmbH",
+    "Tab\\there",
+    "line\nbreak",
+    "back\\\\slash",
+    "quote 'n' \"dq\"",
+    "",
+    None,
+]
+
+
+def sample_rows(
+    first_id: int, count: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Customers with their addresses and contacts: every column type, NULLs, text COPY must escape."""
+    zone = ZoneInfo("America/New_York")
+    customers, addresses, contacts = [], [], []
+    for n in range(count):
+        cid = first_id + n
+        name = TRICKY_TEXT[n % len(TRICKY_TEXT)]
+        customers.append({
+            "internal_id": cid, "entity_id": f"C{n}", "external_id": None if n % 3 else f"X-{n}",
+            "company_name": name, "name_normalized": normalize_name(name) or None if name else None,
+            "email": None if n % 4 == 1 else f"ap{n}@example.com", "email_domain": "example.com",
+            "phone": "555-0100", "currency": ("USD", "CAD", None)[n % 3], "terms_id": n % 5 or None,
+            "sales_rep_id": 101 + n % 3, "credit_limit": None if n % 5 == 0 else Decimal(n * 1000) / 4,
+            "balance": Decimal("-12.30") if n % 2 else Decimal("0.00"), "unbilled_orders": Decimal("1.05"),
+            "overdue_balance": Decimal(n), "days_overdue": None if n % 6 == 0 else n,
+            "credit_hold": ("AUTO", "ON", "OFF")[n % 3], "is_inactive": n % 7 == 0,
+            "default_billing_address_id": 5_000_000_000 + n if n % 2 else None,
+            "default_shipping_address_id": None,
+            "last_modified": None if n % 8 == 0 else datetime(2025, 3, 9, 1, n % 60, 7, n, tzinfo=zone),
+        })  # fmt: skip
+        for k in range(n % 3):
+            addresses.append({
+                "customer_id": cid, "address_id": 5_000_000_000 + n * 10 + k, "label": name,
+                "default_billing": k == 0, "default_shipping": k == 1, "addressee": name,
+                "attention": None, "line1": f"{n} Main St", "line2": TRICKY_TEXT[(n + k) % len(TRICKY_TEXT)],
+                "city": "Austin", "region": "TX", "postal_code": "78701", "country": "US",
+            })  # fmt: skip
+        if n % 2:
+            contacts.append({"customer_id": cid, "contact_id": 20_000_000 + n, "name": name,
+                             "email": None, "phone": "555-0101", "role": None})  # fmt: skip
+    return customers, addresses, contacts
+
+
+def stored(engine: Engine, table: str, key: str, offset: int) -> list[tuple[Any, ...]]:
+    """Every stored column as the database keeps it (no ORM processing), keyed relative to
+    ``offset`` so that two copies of the same rows compare equal; surrogate ids left out."""
+    with engine.connect() as conn:
+        result = conn.execute(text(f"SELECT * FROM {table} WHERE {key} >= :lo AND {key} < :hi"),  # noqa: S608
+                              {"lo": offset, "hi": offset + 1000})  # fmt: skip
+        names = list(result.keys())
+        out = []
+        for row in result:
+            values = dict(zip(names, row, strict=True))
+            values.pop("id", None)
+            values[key] -= offset
+            out.append(tuple(sorted(values.items())))
+    return sorted(out, key=repr)
+
+
+@pytest.fixture(params=["one statement", "small statements"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """SQLite: multi-row INSERTs of the default size, or of 3 rows each; PostgreSQL: COPY, or
+    executemany (batches below ``COPY_MIN_ROWS``)."""
+    if request.param == "small statements":
+        monkeypatch.setattr(mw, "SQLITE_ROWS_PER_STATEMENT", 3)
+        monkeypatch.setattr(mw, "COPY_MIN_ROWS", 10**6)
+    return str(request.param)
+
+
+def test_batch_writes_store_exactly_what_core_inserts_store(database_url: str, write_path: str) -> None:
+    from sqlalchemy import insert
+
+    from storage.db import transaction
+
+    engine = make_engine(database_url)
+    stamp = datetime(2026, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
+    try:
+        core = sample_rows(100_000, 40)
+        fast = sample_rows(200_000, 40)
+        with engine.begin() as conn:  # the reference: Core's executemany INSERTs
+            conn.execute(insert(mw.CUSTOMERS), [{**row, "mirrored_at": stamp} for row in core[0]])
+            conn.execute(insert(mw.ADDRESSES), core[1])
+            conn.execute(insert(mw.CONTACTS), core[2])
+        with transaction(make_session_factory(engine)) as session:
+            mw.upsert_customers(session, fast[0], mirrored_at=stamp, only_if_changed=False)
+            ids = [row["internal_id"] for row in fast[0]]
+            assert mw.replace_addresses(session, ids, fast[1]) == len(fast[1])
+            assert mw.replace_contacts(session, ids, fast[2]) == len(fast[2])
+        assert stored(engine, "ns_customers", "internal_id", 200_000) == stored(
+            engine, "ns_customers", "internal_id", 100_000
+        )
+        for table in ("ns_customer_addresses", "ns_customer_contacts"):
+            assert stored(engine, table, "customer_id", 200_000) == stored(
+                engine, table, "customer_id", 100_000
+            )
+        with make_session_factory(engine)() as session:  # and the ORM reads them back as written
+            got = session.get(NsCustomer, 200_003)
+            assert got is not None
+            assert (got.company_name, got.credit_limit, got.last_modified) == (
+                fast[0][3]["company_name"], fast[0][3]["credit_limit"], fast[0][3]["last_modified"],
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def test_batch_upserts_update_only_the_rows_that_changed(database_url: str, write_path: str) -> None:
+    from storage.db import transaction
+
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    first, later = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    try:
+        rows, _, _ = sample_rows(300_000, 40)
+        with transaction(sessions) as session:
+            mw.upsert_customers(session, rows, mirrored_at=first)
+        changed = [dict(row) for row in rows]
+        changed[5]["balance"] = Decimal("99.99")
+        changed[17]["company_name"] = None
+        with transaction(sessions) as session:
+            assert mw.upsert_customers(session, changed, mirrored_at=later) == 40
+        with sessions() as session:
+            touched = session.scalars(select(NsCustomer.internal_id).where(NsCustomer.mirrored_at == later))
+            assert sorted(touched) == [300_005, 300_017]
+            assert session.get(NsCustomer, 300_005).balance == Decimal("99.99")  # type: ignore[union-attr]
+        with transaction(sessions) as session:  # a full run rewrites every row it sends
+            mw.upsert_customers(session, changed, mirrored_at=later, only_if_changed=False)
+        with sessions() as session:
+            assert (
+                session.scalar(
+                    select(func.count()).select_from(NsCustomer).where(NsCustomer.mirrored_at == later)
+                )
+                == 40
+            )
+    finally:
+        engine.dispose()
+
+
+def test_replacing_children_of_more_customers_than_one_statement_takes(database_url: str) -> None:
+    from storage.db import transaction
+
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    count = mw.ID_CHUNK * 2 + 7
+    try:
+        customers, _, _ = sample_rows(400_000, count)
+        ids = [row["internal_id"] for row in customers]
+
+        def addresses(label: str) -> list[dict[str, Any]]:
+            return [
+                {"customer_id": cid, "address_id": cid * 10, "label": label, "default_billing": True,
+                 "default_shipping": False, "addressee": None, "attention": None, "line1": None,
+                 "line2": None, "city": None, "region": None, "postal_code": None, "country": None}
+                for cid in ids
+            ]  # fmt: skip
+
+        with transaction(sessions) as session:
+            mw.upsert_customers(session, customers, mirrored_at=datetime.now(UTC))
+            mw.replace_addresses(session, ids, addresses("old"))
+        with transaction(sessions) as session:
+            mw.replace_addresses(session, ids, addresses("new"))
+        with engine.connect() as conn:
+            labels = conn.execute(
+                text("SELECT label, count(*) FROM ns_customer_addresses GROUP BY label")
+            ).all()
+        assert labels == [("new", count)]
+    finally:
+        engine.dispose()
+
+
+def test_the_postgresql_staging_table_keeps_nothing_between_transactions(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("postgres"):
+        pytest.skip("COPY and its staging table are PostgreSQL's")
+    monkeypatch.setattr(mw, "COPY_MIN_ROWS", 1)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:  # one connection throughout: the staging table is per session
+            sessions = sessionmaker(bind=conn)
+            batches = [sample_rows(500_000 + 1000 * n, 5)[0] for n in range(3)]
+
+            class Boom(Exception):
+                pass
+
+            with pytest.raises(Boom), sessions() as session, session.begin():
+                mw.upsert_customers(session, batches[0], mirrored_at=datetime.now(UTC))
+                raise Boom  # rolled back: the table made in this transaction goes too
+            for batch in batches[1:]:
+                with sessions() as session, session.begin():
+                    mw.upsert_customers(session, batch, mirrored_at=datetime.now(UTC))
+            staged: list[str] = list(
+                conn.execute(
+                    text("SELECT relname FROM pg_class WHERE relname LIKE :name AND relpersistence = 't'"),
+                    {"name": "_mirror_in_%"},
+                ).scalars()
+            )
+            assert len(staged) == 1
+            assert conn.execute(text(f'SELECT count(*) FROM "{staged[0]}"')).scalar() == 0  # noqa: S608
+            mirrored = conn.execute(select(NsCustomer.internal_id)).scalars().all()
+            conn.rollback()
+        assert sorted(mirrored) == sorted(row["internal_id"] for batch in batches[1:] for row in batch)
+    finally:
+        engine.dispose()
+
+
+def test_the_sqlite_search_index_stays_consistent_with_small_statements(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if env.engine.dialect.name != "sqlite":
+        pytest.skip("the FTS5 index is SQLite's")
+    monkeypatch.setattr(mw, "SQLITE_ROWS_PER_STATEMENT", 7)
+    env.ingest().run()
+    env.state.edit_customer(1011, company_name="Quetzalcoatl Trading LLC")
+    env.ingest().run(full=True)
+    with env.engine.connect() as conn:
+        conn.execute(text("INSERT INTO ns_customers_fts(ns_customers_fts) VALUES ('integrity-check')"))
+        found = conn.execute(
+            text("SELECT rowid FROM ns_customers_fts WHERE ns_customers_fts MATCH :q"),
+            {"q": '"quetzalcoatl"'},
+        ).all()
+    assert found == [(1011,)]
+    assert_mirror_matches(env)
+
+
+# ---- reading SuiteQL answers ----------------------------------------------------------------------
+
+
+def test_suiteql_rows_lose_their_links_and_get_lower_case_keys() -> None:
+    from netsuite.errors import ProtocolError
+    from netsuite.suiteql import parse_page
+
+    data: dict[str, Any] = {
+        "items": [
+            {"links": [], "id": "1", "companyname": "A"},
+            {"links": [], "ID": "2", "CompanyName": "B", "Links": []},
+            {"links": [], "id": "3", "companyname": "C", "extra": None},
+            {"id": "4"},
+        ],
+        "hasMore": False,
+    }
+    page = parse_page(data, 0)
+    assert page.items == [
+        {"id": "1", "companyname": "A"},
+        {"id": "2", "companyname": "B"},
+        {"id": "3", "companyname": "C", "extra": None},
+        {"id": "4"},
+    ]
+    assert data["items"][0] == {"links": [], "id": "1", "companyname": "A"}, "the answer is not changed"
+    with pytest.raises(ProtocolError, match="not an object"):
+        parse_page({"items": [{"id": "1"}, ["2"]]}, 0)
+
+
+def test_datetimes_in_other_spellings_are_read_or_refused_as_before() -> None:
+    from netsuite.errors import ProtocolError
+    from netsuite.suiteql import parse_datetime
+
+    assert parse_datetime("2025-01-02 03:04:05") == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parse_datetime(" 2025-1-2 3:4:5 ") == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for bad in ("2025-02-30 00:00:00", "2025-01-02T03:04:05", "2025-01-02 24:00:00", "2025-01-02"):
+        with pytest.raises(ProtocolError):
+            parse_datetime(bad)
+
+
+def test_columns_the_rows_leave_out_get_their_defaults_on_insert_only(
+    database_url: str, write_path: str
+) -> None:
+    from storage.db import transaction
+
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    try:
+        full, _, _ = sample_rows(600_000, 40)
+        partial = [{k: v for k, v in row.items() if k != "is_inactive"} for row in full]
+        with transaction(sessions) as session:  # rows 0-19 flagged inactive first
+            mw.upsert_customers(session, [{**row, "is_inactive": True} for row in full[:20]],
+                                mirrored_at=datetime.now(UTC))  # fmt: skip
+        with transaction(sessions) as session:
+            mw.upsert_customers(session, partial, mirrored_at=datetime.now(UTC), only_if_changed=False)
+        with sessions() as session:
+            found = session.execute(select(NsCustomer.internal_id, NsCustomer.is_inactive))
+            flags = {customer_id: inactive for customer_id, inactive in found}
+        assert [flags[600_000 + n] for n in range(40)] == [True] * 20 + [False] * 20
+    finally:
+        engine.dispose()

@@ -16,10 +16,12 @@ One run, in order:
 4. A **full** run (``--full``, or the very first run) re-reads every customer and then removes
    mirrored customers it did not see, which also repairs deletions ``deletedrecord`` no longer lists.
 
-Memory stays bounded by two pages: rows are streamed page by page and written in batches, and
+Memory stays bounded by three pages: rows are streamed page by page and written in batches, and
 while one batch is written the next page and its address books and contacts are read in a worker
-thread (``IngestOptions.read_ahead``), at most one page ahead -- so the NetSuite wait overlaps the
-database writes instead of adding to them. A run that fails or is stopped discards the page read
+thread (``IngestOptions.read_ahead``), at most one batch ahead -- so the NetSuite wait overlaps the
+database writes instead of adding to them. The reader keeps up to ``requests_in_flight`` requests
+going at once: the page after the one it maps is asked for as soon as that one is in, and its
+address and contact queries all together. A run that fails or is stopped discards what was read
 ahead; nothing of it was committed.
 
 Checkpoints (``mirror_checkpoints``): ``customers`` holds the watermark of the last finished run;
@@ -33,6 +35,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -48,7 +51,7 @@ from netsuite.client import NetSuiteClient
 from netsuite.errors import ProtocolError
 from netsuite.factory import build_client
 from netsuite.mapping import Cursor
-from netsuite.suiteql import MAX_PAGE_SIZE, ROW_CAP, format_datetime, run_query
+from netsuite.suiteql import MAX_PAGE_SIZE, ROW_CAP, SuiteQLPage, format_datetime, run_query
 from storage.db import transaction
 from storage.repositories import mirror_write as mw
 from storage.types import utcnow
@@ -70,6 +73,9 @@ MAX_PAGES = 200_000
 READ_AHEAD_JOIN_SECONDS = 120.0
 """How long a stopped run waits for its reader thread to finish the request it is in."""
 
+MAX_REQUESTS_IN_FLIGHT = 8
+REQUEST_THREAD = "mirror-ingest-request"
+
 Stage = Literal["lists", "customers", "deletions", "prune"]
 T = TypeVar("T")
 
@@ -90,6 +96,10 @@ class IngestOptions:
     timezone: tzinfo = UTC
     read_ahead: bool = True
     """Read the next page (and its children) in a worker thread while a batch is written."""
+    requests_in_flight: int = 3
+    """With ``read_ahead``: NetSuite requests sent at once -- the next page and the address and
+    contact queries of the current one -- so NetSuite works on one while the last answer is parsed
+    and mapped here. Each still holds a slot of the shared concurrency limiter."""
 
     def __post_init__(self) -> None:
         if self.overlap < timedelta(0):
@@ -98,6 +108,8 @@ class IngestOptions:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
         if not 1 <= self.child_batch_size <= queries.MAX_IDS_PER_QUERY:
             raise ValueError(f"child_batch_size must be 1..{queries.MAX_IDS_PER_QUERY}")
+        if not 1 <= self.requests_in_flight <= MAX_REQUESTS_IN_FLIGHT:
+            raise ValueError(f"requests_in_flight must be 1..{MAX_REQUESTS_IN_FLIGHT}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestOptions:
@@ -322,11 +334,24 @@ class MirrorIngest:
         return cursor
 
     def _batches(self, plan: _Plan, currencies: dict[int, str]) -> Iterator[_Batch]:
-        """The scan's batches, read from NetSuite and mapped, in keyset order (no writes)."""
-        for rows, total_results in self._keyset(
-            queries.CUSTOMERS_MODIFIED_SINCE, plan.cursor, mapping.customer_cursor
-        ):
-            yield self._read_batch(rows, total_results, currencies, full=plan.full)
+        """The scan's batches, read from NetSuite and mapped, in keyset order (no writes).
+
+        With read-ahead and more than one request in flight, requests go through a small pool:
+        the next page is asked for as soon as the current one is in, and the current page's
+        address and contact queries meanwhile. Leaving (done, failed or closed) cancels what has
+        not started and waits for what has.
+        """
+        pool: ThreadPoolExecutor | None = None
+        if self.options.read_ahead and self.options.requests_in_flight > 1:
+            pool = ThreadPoolExecutor(self.options.requests_in_flight, thread_name_prefix=REQUEST_THREAD)
+        try:
+            for rows, total_results in self._keyset(
+                queries.CUSTOMERS_MODIFIED_SINCE, plan.cursor, mapping.customer_cursor, pool
+            ):
+                yield self._read_batch(rows, total_results, currencies, full=plan.full, pool=pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _write_batch(self, plan: _Plan, batch: _Batch, report: IngestReport) -> None:
         """One transaction: the batch's customers, their complete child sets, the cursor."""
@@ -350,6 +375,7 @@ class MirrorIngest:
         currencies: dict[int, str],
         *,
         full: bool,
+        pool: ThreadPoolExecutor | None = None,
     ) -> _Batch:
         """Map one page; fetch address books and contacts of the customers that changed."""
         latest: dict[int, dict[str, Any]] = {}
@@ -369,12 +395,18 @@ class MirrorIngest:
         addresses: list[mapping.AddressValues] = []
         contacts: list[mapping.ContactValues] = []
         size = self.options.child_batch_size
-        for start in range(0, len(refresh), size):
-            ids = refresh[start : start + size]
-            q = queries.with_id_list(queries.CUSTOMER_ADDRESSES, len(ids))
-            addresses += [mapping.address(row) for row in run_query(self.client, q, ids)]
-            q = queries.with_id_list(queries.CUSTOMER_CONTACTS, len(ids))
-            contacts += [c for row in run_query(self.client, q, ids) if (c := mapping.contact(row))]
+        chunks = [refresh[start : start + size] for start in range(0, len(refresh), size)]
+        if pool is None:
+            for ids in chunks:
+                addresses += self._addresses(ids)
+                contacts += self._contacts(ids)
+        else:  # all at once; the results are taken in order
+            pending = [
+                (pool.submit(self._addresses, ids), pool.submit(self._contacts, ids)) for ids in chunks
+            ]
+            for found_addresses, found_contacts in pending:
+                addresses += found_addresses.result()
+                contacts += found_contacts.result()
         return _Batch(
             values,
             refresh,
@@ -384,6 +416,14 @@ class MirrorIngest:
             len(rows),
             total_results,
         )
+
+    def _addresses(self, ids: list[int]) -> list[mapping.AddressValues]:
+        q = queries.with_id_list(queries.CUSTOMER_ADDRESSES, len(ids))
+        return [mapping.address(row) for row in run_query(self.client, q, ids)]
+
+    def _contacts(self, ids: list[int]) -> list[mapping.ContactValues]:
+        q = queries.with_id_list(queries.CUSTOMER_CONTACTS, len(ids))
+        return [c for row in run_query(self.client, q, ids) if (c := mapping.contact(row))]
 
     def _customer_values(self, row: dict[str, Any], currencies: dict[int, str]) -> mapping.CustomerValues:
         values = mapping.customer(row, currencies, self.options.timezone)
@@ -428,18 +468,30 @@ class MirrorIngest:
     # ---- paging --------------------------------------------------------------------------------
 
     def _keyset(
-        self, q: str, start: Cursor, cursor_of: Callable[[dict[str, Any]], Cursor]
+        self,
+        q: str,
+        start: Cursor,
+        cursor_of: Callable[[dict[str, Any]], Cursor],
+        pool: ThreadPoolExecutor | None = None,
     ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
         """Pages of a ``(time, key)`` keyset statement from ``start``: each page asks for the rows
-        strictly after the previous page's last row, at offset 0 (no 100,000-row cap)."""
+        strictly after the previous page's last row, at offset 0 (no 100,000-row cap). With a
+        ``pool`` the next page is requested before the current one is handed out."""
+
+        def fetch(cursor: Cursor) -> SuiteQLPage:
+            return self.client.suiteql_page(q, cursor.params(), limit=self.options.page_size, offset=0)
+
         cursor = start
+        pending: Future[SuiteQLPage] | None = pool.submit(fetch, cursor) if pool is not None else None
         for _ in range(MAX_PAGES):
-            page = self.client.suiteql_page(q, cursor.params(), limit=self.options.page_size, offset=0)
+            page = pending.result() if pending is not None else fetch(cursor)
             if not page.items:
                 return
             last = cursor_of(page.items[-1])
             if last <= cursor:
                 raise ProtocolError(200, None, f"keyset cursor did not advance past {cursor}")
+            if pool is not None and page.has_more:
+                pending = pool.submit(fetch, last)
             yield page.items, page.total_results
             if not page.has_more:
                 return

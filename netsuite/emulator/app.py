@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from werkzeug.wrappers import Request, Response
 
 from netsuite.emulator.auth import (
@@ -341,7 +342,10 @@ class EmulatorApp:
             "offset": page.offset,
             "totalResults": page.total,
         }
-        return _json(payload, COLLECTION)
+        # Every value of a SuiteQL answer is text (or a list or object of text), which orjson
+        # encodes as the json module would -- compactly and several times faster; a page of
+        # 1000 rows is most of an answer's cost after the query itself.
+        return Response(orjson.dumps(payload), status=200, content_type=COLLECTION)
 
     # --- records -------------------------------------------------------------------------------
 
@@ -534,7 +538,7 @@ class EmulatorApp:
 
 
 def _json(body: Any, content_type: str, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, content_type=content_type)
+    return Response(json.dumps(body, separators=(",", ":")), status=status, content_type=content_type)
 
 
 def _no_content(location: str | None) -> Response:

@@ -44,6 +44,8 @@ class Hint:
     equals: dict[str, frozenset[int]] = field(default_factory=dict)
     after: SortKey | None = None
     inclusive: bool = True
+    columns: frozenset[str] | None = None
+    """The columns the query refers to (None: all). A table may leave others out of its rows."""
 
     @staticmethod
     def since(moment: datetime, *, strict: bool) -> tuple[SortKey, bool]:
@@ -262,9 +264,10 @@ class AddressTable(_LinesTable):
     natural_order: tuple[str, str] | None = None
 
     @staticmethod
-    def row(customer: Customer, line: AddressLine) -> Row:
+    def row(customer: Customer, line: AddressLine, with_text: bool = True) -> Row:
+        """The row; ``with_text=False`` leaves out ``addrtext`` (formatting it is the costly part)."""
         address = line.address
-        return {
+        row = {
             "nkey": line.nkey,
             "addressee": address.addressee,
             "attention": address.attention,
@@ -276,18 +279,30 @@ class AddressTable(_LinesTable):
             "zip": address.zip,
             "country": address.country,
             "addrphone": address.addr_phone,
-            "addrtext": address.text(),
             "override": "F",
             "recordowner": line.internal_id,
             "lastmodifieddate": customer.last_modified,
         }
+        if with_text:
+            row["addrtext"] = address.text()
+        return row
 
     def scan(self, hint: Hint) -> Iterator[tuple[SortKey | None, RowLoader]]:
         nkeys = hint.equals.get("nkey")
+        with_text = hint.columns is None or "addrtext" in hint.columns
+        if nkeys is not None and len(nkeys) == 1:  # a join from an address-book line: one owner
+            (nkey,) = nkeys
+            owner = self.state.customer_of_nkey(nkey)
+            customer = self.state.peek_customer(owner) if owner is not None else None
+            if customer is not None:
+                for line in customer.address_book:
+                    if line.nkey == nkey:
+                        yield None, partial(self.row, customer, line, with_text)
+            return
         pairs = self._all_lines() if nkeys is None else self._lines_of(self._owners_of_nkeys(sorted(nkeys)))
         for customer, line in pairs:
             if nkeys is None or line.nkey in nkeys:
-                yield None, partial(self.row, customer, line)
+                yield None, partial(self.row, customer, line, with_text)
 
     def display(self, column: str, value: Any) -> str | None:
         return None if value is None else str(value)
