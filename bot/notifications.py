@@ -7,6 +7,8 @@ its channel and ts are kept so that later decisions update the same message and 
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +39,10 @@ log = structlog.get_logger(__name__)
 APPLICATION = "application"
 MANAGER_CHANNEL = "manager_channel"
 STALE_CLAIM = timedelta(minutes=2)
+RATE_LIMIT_PATIENCE = timedelta(seconds=60)
+"""How long one Slack call keeps waiting out HTTP 429s (honouring ``Retry-After``) before it gives up.
+A 429 means Slack did nothing, so sending again cannot double a message. Kept well under
+``STALE_CLAIM``: a post still waiting must never see its claim taken over by the repair pass."""
 
 
 def manager_dm(user_id: str) -> str:
@@ -56,6 +62,8 @@ class SlackNotifier:
         managers_channel: str | None,
         reminder_after: timedelta,
         clock: Callable[[], datetime] = utcnow,
+        rate_limit_patience: timedelta = RATE_LIMIT_PATIENCE,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.sessions = sessions
@@ -66,6 +74,8 @@ class SlackNotifier:
         self.managers_channel = managers_channel
         self.reminder_after = reminder_after
         self.clock = clock
+        self.rate_limit_patience = rate_limit_patience
+        self.sleep = sleep
 
     # --- new applications ---------------------------------------------------------------------
 
@@ -211,20 +221,44 @@ class SlackNotifier:
         return True
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
-        try:
-            response = getattr(self.client, method)(**kwargs)
-        except SlackApiError as exc:
-            log.warning(
-                "slack.call_failed",
-                method=method,
-                error=exc.response.get("error") if exc.response is not None else str(exc),
-                status=exc.response.status_code if exc.response is not None else None,
-            )
-            return None
-        except OSError as exc:  # Slack unreachable (URLError is an OSError); the next pass repairs
-            log.warning("slack.unreachable", method=method, error=str(exc)[:200])
-            return None
-        return dict(response.data) if isinstance(response.data, dict) else {}
+        """One Web API call; None if it failed (logged). A 429 is waited out and sent again, for up to
+        ``rate_limit_patience``: the message is owed, and Slack did nothing with the refused call."""
+        deadline = time.monotonic() + self.rate_limit_patience.total_seconds()
+        while True:
+            try:
+                response = getattr(self.client, method)(**kwargs)
+            except SlackApiError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                wait = _retry_after(exc) if status == 429 else None
+                if wait is not None and time.monotonic() + wait <= deadline:
+                    log.info("slack.rate_limited", method=method, retry_after=round(wait, 2))
+                    self.sleep(wait)
+                    continue
+                log.warning(
+                    "slack.call_failed",
+                    method=method,
+                    error=exc.response.get("error") if exc.response is not None else str(exc),
+                    status=status,
+                )
+                return None
+            except OSError as exc:  # Slack unreachable (URLError is an OSError); the next pass repairs
+                log.warning("slack.unreachable", method=method, error=str(exc)[:200])
+                return None
+            return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    """Seconds to wait after a 429: Slack's ``Retry-After`` (1 s if absent), plus up to a second of
+    jitter so that the calls refused together do not all come back in the same instant."""
+    headers = getattr(exc.response, "headers", None) or {}
+    raw = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
+    try:
+        seconds = max(0.0, float(raw)) if raw is not None else 1.0
+    except (TypeError, ValueError):
+        seconds = 1.0
+    return seconds + random.uniform(0.0, 1.0)
 
 
 class SlackSyncObserver:

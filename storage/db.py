@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READONLY_OPTION = "credit_desk_readonly"
+
+log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -101,3 +107,37 @@ def _readonly_bind(factory: sessionmaker[Session]) -> Engine:
         cached = engine.execution_options(**{READONLY_OPTION: True})
         engine.__dict__["_credit_desk_readonly"] = cached
     return cached  # type: ignore[no-any-return]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error that passes by itself: the server restarting or unreachable, a connection
+    dropped mid-transaction, a lock or serialization conflict. Running the whole transaction again
+    later is the remedy."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def retry_transient(
+    work: Callable[[], _T],
+    *,
+    seconds: float,
+    first_delay: float = 0.25,
+    max_delay: float = 5.0,
+    what: str = "transaction",
+    sleep: Callable[[float], None] = time.sleep,
+) -> _T:
+    """Run ``work`` (whole transactions: it must be safe to run again after a failure that rolled it
+    back) until it succeeds, retrying :func:`is_transient` errors with doubling delays for up to
+    ``seconds``; then, or on any other error, the error is raised."""
+    deadline = time.monotonic() + seconds
+    delay = first_delay
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("db.retrying", what=what, in_seconds=delay, error=str(exc).splitlines()[0][:200])
+            sleep(delay)
+            delay = min(delay * 2, max_delay)

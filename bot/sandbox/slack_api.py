@@ -423,6 +423,7 @@ class MockSlackServer:
         self._calls: list[RecordedCall] = []
         self._responses: list[ResponsePost] = []
         self._failures: dict[str, deque[_Failure]] = {}
+        self._rate_limits: dict[str, tuple[float, int]] = {}  # method -> (monotonic end, Retry-After)
         self._counters: dict[str, int] = {}
         self._last_ts_us = 0
 
@@ -579,6 +580,7 @@ class MockSlackServer:
             self._calls.clear()
             self._responses.clear()
             self._failures.clear()
+            self._rate_limits.clear()
 
     # ------------------------------------------------------------------ error injection
 
@@ -610,6 +612,29 @@ class MockSlackServer:
             self._failures.setdefault(method, deque()).append(
                 _Failure(error=error, status=code, retry_after=retry_after, remaining=times)
             )
+
+    def rate_limit(self, methods: Iterable[str], seconds: float, *, retry_after: int = 1) -> None:
+        """Answer every call of ``methods`` with HTTP 429 ``ratelimited`` and ``Retry-After:
+        retry_after`` for the next ``seconds`` (a storm, as when the app exceeds a method's tier
+        or posts faster than one message a second in a channel). Calls answered so are recorded
+        with ``status=429``; :meth:`rate_limited` counts them. Like Slack, a 429 means nothing
+        was done: no message posted or updated, no view opened, the trigger not used up."""
+        names = [m for m in methods if m]
+        if not names:
+            raise ValueError("name at least one method to rate-limit")
+        if seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {seconds}")
+        if retry_after < 0:
+            raise ValueError(f"retry_after must be >= 0 seconds, got {retry_after}")
+        until = time.monotonic() + seconds
+        with self._lock:
+            for name in names:
+                self._rate_limits[name] = (until, retry_after)
+
+    def rate_limited(self, method: str | None = None) -> int:
+        """How many calls (of ``method``, or of any) were answered with HTTP 429."""
+        with self._lock:
+            return sum(1 for c in self._calls if c.status == 429 and (method is None or c.method == method))
 
     # ------------------------------------------------------------------ response_url
 
@@ -709,6 +734,10 @@ class MockSlackServer:
                 body = _ApiError("invalid_auth").body()
             elif parse_error is not None:
                 body = parse_error.body()
+            elif (retry_after := self._rate_limited_now(method)) is not None:
+                body = {"ok": False, "error": "ratelimited"}
+                status = 429
+                extra_headers["Retry-After"] = str(retry_after)
             elif (failure := self._take_failure(method)) is not None:
                 body = {"ok": False, "error": failure.error}
                 status = failure.status
@@ -815,6 +844,18 @@ class MockSlackServer:
     @staticmethod
     def _is_bot(token: str) -> bool:
         return not token.startswith("xoxp-")
+
+    def _rate_limited_now(self, method: str) -> int | None:
+        """``Retry-After`` seconds while ``method`` is inside a :meth:`rate_limit` window."""
+        window = self._rate_limits.get(method)
+        if window is None:
+            return None
+        until, retry_after = window
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            del self._rate_limits[method]
+            return None
+        return retry_after
 
     def _take_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method)

@@ -79,7 +79,7 @@ from netsuite.writes import (
     tax_number_body,
     terms_body,
 )
-from storage.db import transaction
+from storage.db import retry_transient, transaction
 from storage.models import ApplicationStatus, CreditApplication, NetSuiteLink
 from storage.models import SyncStatus as St
 from storage.repositories import mirror_write
@@ -92,6 +92,8 @@ log = structlog.get_logger(__name__)
 WORKER = "credit-desk"
 """The audit actor of the worker's own actions."""
 BILLING_LABEL = "Billing"
+FINISH_RETRY_SECONDS = 120.0
+"""How long a run keeps trying to record its outcome while the database is away (at most half the lease)."""
 
 
 @runtime_checkable
@@ -222,16 +224,29 @@ class SyncExecutor:
         try:
             work = self._perform(claim, secrets)
         except SyncFailure as exc:
-            return self._unsuccessful(claim, _redact(str(exc), secrets), retryable=False)
+            return self._finish(claim, self._unsuccessful, claim, _redact(str(exc), secrets), retryable=False)
         except NetSuiteError as exc:
             message = _redact(exc.user_message, secrets)
             log.warning("sync.netsuite_error", sync_id=sync_id, status=exc.status, code=exc.code)
-            return self._unsuccessful(claim, message, retryable=exc.retryable)
+            return self._finish(claim, self._unsuccessful, claim, message, retryable=exc.retryable)
         except Exception as exc:
             log.exception("sync.unexpected_error", sync_id=sync_id)
             message = f"Credit Desk hit an unexpected error ({type(exc).__name__})."
-            return self._unsuccessful(claim, message, retryable=True)
-        return self._complete(claim, work)
+            return self._finish(claim, self._unsuccessful, claim, message, retryable=True)
+        return self._finish(claim, self._complete, claim, work)
+
+    def _finish(
+        self, claim: _Claim, step: Callable[..., SyncRequestView | None], *args: Any, **kwargs: Any
+    ) -> SyncRequestView | None:
+        """Record the outcome, riding out a database that is briefly away (restarting, failing over):
+        what NetSuite did is known only to this run, and the row would otherwise stay ``running``
+        until its lease runs out. Safe to repeat: each try is one transaction, fenced by the attempt
+        number, so a try whose commit did land makes the next one a no-op."""
+        return retry_transient(
+            lambda: step(*args, **kwargs),
+            seconds=min(FINISH_RETRY_SECONDS, self.options.lease_seconds / 2),
+            what=f"sync {claim.sync_id} outcome",
+        )
 
     def _claim(self, sync_id: int) -> _Claim | None:
         now = self.clock()
