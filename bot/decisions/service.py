@@ -289,7 +289,7 @@ class DecisionService:
         after_terms, after_limit = (
             (terms, credit_limit) if keep_terms else (subject.approved_terms, subject.approved_credit_limit)
         )
-        AuditRepository(session).append(
+        AuditRepository(session).record(
             entity_type="application",
             entity_id=subject.id,
             action=f"application.{kind}",

@@ -29,33 +29,9 @@ class AuditRepository:
         after: dict[str, Any] | None = None,
         detail: str | None = None,
         at: datetime | None = None,
-    ) -> AuditEvent:
-        event = AuditEvent(
-            entity_type=entity_type,
-            entity_id=str(entity_id),
-            action=action,
-            actor=actor,
-            before=before,
-            after=after,
-            detail=detail,
-            occurred_at=at or utcnow(),
-        )
-        self.session.add(event)
-        return event
-
-    def append(
-        self,
-        *,
-        entity_type: str,
-        entity_id: str | int,
-        action: str,
-        actor: str,
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-        detail: str | None = None,
-        at: datetime | None = None,
     ) -> None:
-        """`record` as one Core INSERT, for paths that hold a write lock and never read the event back."""
+        """One Core INSERT, sent at once: callers never read the event back, and a prebuilt statement keeps
+        paths that hold SQLite's write lock (decisions) short."""
         self.session.execute(
             _INSERT,
             {
