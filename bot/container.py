@@ -175,6 +175,7 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
         sessions,
         ApprovalPolicy(settings.analyst_approval_limit),
         default_terms=sorted(settings.id_list(settings.default_terms)),
+        outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
     )
 
     def announce_later(application_id: int) -> None:
@@ -199,6 +200,7 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
             analysts_channel=settings.analysts_channel,
             managers_channel=settings.managers_channel,
             reminder_after=timedelta(minutes=settings.manager_reminder_minutes),
+            outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
         )
         if slack_client is not None and applications is not None
         else None

@@ -63,4 +63,8 @@ def tick() -> dict[str, int]:
     notifier = current_container().notifier
     if notifier is None:
         return {}
-    return {"announced": notifier.announce_missing(), "reminded": notifier.remind_managers()}
+    return {
+        "announced": notifier.announce_missing(),
+        "reminded": notifier.remind_managers(),
+        "outbox_pruned": notifier.prune_outbox(),
+    }

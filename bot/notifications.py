@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from slack_sdk import WebClient
@@ -28,9 +29,11 @@ from blocks.applications import (
 from blocks.sync import sync_requested_text, sync_result_blocks
 from bot.applications.service import ApplicationService
 from bot.decisions.policy import Role, RoleDirectory
-from bot.decisions.service import Decided, DecisionOutcome, DecisionService, Outcome
+from bot.decisions.service import DecisionOutcome, DecisionService, Outcome, decision_from_payload
 from bot.sync.service import SyncRequestView
-from storage.db import transaction
+from storage.db import retry_transient, transaction
+from storage.models import OutboxKind
+from storage.repositories.outbox import OUTBOX_LEASE, Held, OutboxRepository
 from storage.repositories.slack_messages import SlackMessageRepository
 from storage.types import utcnow
 
@@ -43,6 +46,26 @@ RATE_LIMIT_PATIENCE = timedelta(seconds=60)
 """How long one Slack call keeps waiting out HTTP 429s (honouring ``Retry-After``) before it gives up.
 A 429 means Slack did nothing, so sending again cannot double a message. Kept well under
 ``STALE_CLAIM``: a post still waiting must never see its claim taken over by the repair pass."""
+
+
+LEASE_MARGIN = timedelta(seconds=45)
+"""A delivery stops waiting out 429s this long before its lease ends: room for its last call's HTTP timeout
+(slack_sdk's default is 30 s), so the thread line is never posted by two deliverers."""
+OUTBOX_MAX_ATTEMPTS = 20
+FIRST_RETRY_DELAY = timedelta(seconds=5)
+MAX_RETRY_DELAY = timedelta(minutes=10)
+"""A failed delivery is tried again after 5 s, 10 s, 20 s ... at most 10 minutes apart: 20 attempts span
+about two hours of Slack trouble before the row is given up (logged as an error; the audit table has it)."""
+WAIT_RETRY = timedelta(seconds=10)
+ANNOUNCEMENT_WAIT = timedelta(hours=1)
+"""A decision's audit line waits this long for the application's message to be posted, then goes without."""
+OUTBOX_KEEP = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class _Result:
+    status: Literal["done", "retry", "wait", "give_up"]
+    why: str | None = None
 
 
 def manager_dm(user_id: str) -> str:
@@ -64,6 +87,8 @@ class SlackNotifier:
         clock: Callable[[], datetime] = utcnow,
         rate_limit_patience: timedelta = RATE_LIMIT_PATIENCE,
         sleep: Callable[[float], None] = time.sleep,
+        outbox_lease: timedelta = OUTBOX_LEASE,
+        outbox_max_attempts: int = OUTBOX_MAX_ATTEMPTS,
     ) -> None:
         self.client = client
         self.sessions = sessions
@@ -76,6 +101,8 @@ class SlackNotifier:
         self.clock = clock
         self.rate_limit_patience = rate_limit_patience
         self.sleep = sleep
+        self.outbox_lease = outbox_lease
+        self.outbox_max_attempts = outbox_max_attempts
 
     # --- new applications ---------------------------------------------------------------------
 
@@ -87,56 +114,190 @@ class SlackNotifier:
             )
             return False
         state = self.decisions.get(application_id)
-        return self._post_once(
+        posted = self._post_once(
             application_id,
             APPLICATION,
             self.analysts_channel,
             blocks=application_message(state.application, state.decisions),
             text=application_text(state.application),
         )
+        if posted:  # decisions made before the message existed owe their thread lines
+            with transaction(self.sessions, readonly=True) as session:
+                owed = OutboxRepository(session).next_pending(application_id) is not None
+            if owed:
+                with transaction(self.sessions) as session:
+                    OutboxRepository(session).wake(application_id, now=self.clock())
+                self.deliver(application_id)
+        return bool(posted)
 
     # --- decisions ----------------------------------------------------------------------------
 
-    def publish_decision(self, decided: Decided) -> None:
-        """Update every message about the application, add an audit line to its thread, and ask managers
-        when the approval now needs one. The application is read now, so a late update never shows an
-        older state than the one stored."""
-        outcome = self.decisions.view(decided)
-        app = outcome.application
+    def deliver(self, application_id: int, held: Held | None = None) -> int:
+        """Deliver what the outbox owes about the application, oldest first; `held` is a row the caller
+        already holds (the decision it just made). Returns how many rows were delivered.
+
+        Rows go one at a time in order, so audit lines appear in the order the decisions were made: a caller
+        whose row is not the oldest lets it go to whoever holds the older one (or takes the older one, if
+        nobody does). Runs on the web process's outbox pool after a decision, in the worker after an
+        announcement, and in the repair pass for rows whose holder died or whose delivery failed."""
+        delivered = 0
+        while True:
+            if held is not None:
+                held = self._in_order(application_id, held)
+            if held is None:
+                with transaction(self.sessions) as session:
+                    held = OutboxRepository(session).take(
+                        application_id, now=self.clock(), lease=self.outbox_lease
+                    )
+                if held is None:
+                    return delivered
+                if held.taken_over:
+                    log.warning("outbox.taken_over", application_id=application_id, outbox_id=held.id)
+            result = self._deliver_one(held)
+            if not self._settle(held, result):
+                return delivered
+            delivered += 1
+            held = None
+
+    def deliver_due(self, *, limit: int = 100) -> int:
+        """The repair pass: deliver rows whose holder died (lease over) or whose retry time came."""
+        with transaction(self.sessions, readonly=True) as session:
+            due = OutboxRepository(session).due_applications(now=self.clock(), limit=limit)
+        return sum(self.deliver(app_id) for app_id in due)
+
+    def _in_order(self, application_id: int, held: Held) -> Held | None:
+        """`held` if it is the application's oldest owed row; else let it go (due at once) and None."""
+        with transaction(self.sessions, readonly=True) as session:
+            first = OutboxRepository(session).next_pending(application_id)
+        if first is None or first[0] == held.id:
+            return held
+        with transaction(self.sessions) as session:
+            OutboxRepository(session).retry_at(
+                held, self.clock(), error="an older message goes first", count=False
+            )
+        return None
+
+    def _deliver_one(self, held: Held) -> _Result:
+        if held.kind != OutboxKind.DECISION:
+            return _Result("give_up", f"unknown outbox kind {held.kind!r}")
+        return self._deliver_decision(held)
+
+    def _deliver_decision(self, held: Held) -> _Result:
+        """Update every message about the application (as it stands now, so a late delivery never shows an
+        older state), ask managers if the approval still awaits one, and add the decision's audit line to
+        the thread. The line goes last: it is the one call that is not safe to repeat."""
+        outcome, decision = decision_from_payload(held.payload)
+        # Stop waiting out Slack's 429s well before the lease ends, so that nobody takes the row over while
+        # this delivery may still post its thread line (a Web API call may take up to its HTTP timeout).
+        deadline = (
+            time.monotonic() + (held.token - self.clock()).total_seconds() - LEASE_MARGIN.total_seconds()
+        )
+        state = self.decisions.get(held.application_id)
+        app = state.application
         with transaction(self.sessions, readonly=True) as session:
             messages = [
                 (m.purpose, m.channel, m.ts) for m in SlackMessageRepository(session).for_application(app.id)
             ]
+        thread = next(((c, t) for p, c, t in messages if p == APPLICATION), None)
+        if thread is None and self.analysts_channel and self.clock() - held.created_at < ANNOUNCEMENT_WAIT:
+            # The application's own message is not posted yet: it will show this decision when it is, and
+            # its poster delivers the audit line right after (the repair pass too, if that poster dies).
+            return _Result("wait", "the application's message is not posted yet")
         for purpose, channel, ts in messages:
             assert ts is not None
             if purpose == APPLICATION:
-                blocks = application_message(app, outcome.decisions)
+                blocks = application_message(app, state.decisions)
             else:
-                blocks = manager_request_message(app, outcome.recommendation, outcome.decisions)
-            self._call("chat_update", channel=channel, ts=ts, blocks=blocks, text=application_text(app))
-        if outcome.decision is not None and outcome.outcome != Outcome.ALREADY_DECIDED:
-            thread = next(((c, t) for p, c, t in messages if p == APPLICATION), None)
-            if thread is not None:
+                blocks = manager_request_message(app, state.recommendation, state.decisions)
+            if (
                 self._call(
-                    "chat_postMessage",
-                    channel=thread[0],
-                    thread_ts=thread[1],
-                    text=decision_thread_text(outcome.decision, app),
+                    "chat_update", deadline, channel=channel, ts=ts, blocks=blocks, text=application_text(app)
                 )
-        if outcome.outcome == Outcome.AWAITING_MANAGER:
-            self.ask_managers(outcome)
+                is None
+            ):
+                return _Result("retry", f"chat.update of the {purpose} message failed")
+        if outcome == Outcome.AWAITING_MANAGER and app.status == Outcome.AWAITING_MANAGER.value:
+            asked = DecisionOutcome(outcome, app, decision, state.decisions)
+            if not self.ask_managers(asked, deadline=deadline):
+                return _Result("retry", "a manager's request failed")
+        if thread is not None:
+            if time.monotonic() >= deadline:
+                return _Result("retry", "the lease is nearly over")
+            text = decision_thread_text(decision, app)
+            if (
+                self._call("chat_postMessage", deadline, channel=thread[0], thread_ts=thread[1], text=text)
+                is None
+            ):
+                return _Result("retry", "the thread line failed")
+        return _Result("done")
 
-    def ask_managers(self, outcome: DecisionOutcome) -> None:
+    def _settle(self, held: Held, result: _Result) -> bool:
+        """Record how the delivery went; True if the row is done with and the next one may go."""
+        now = self.clock()
+
+        def record() -> bool:
+            with transaction(self.sessions) as session:
+                repo = OutboxRepository(session)
+                if result.status == "done":
+                    repo.finish(held, now=now)
+                    return True
+                if result.status == "wait":
+                    repo.retry_at(held, now + WAIT_RETRY, error=result.why or "waiting", count=False)
+                    return False
+                if result.status == "give_up" or held.attempts >= self.outbox_max_attempts:
+                    log.error(
+                        "outbox.gave_up",
+                        application_id=held.application_id,
+                        outbox_id=held.id,
+                        attempts=held.attempts,
+                        error=result.why,
+                    )
+                    repo.finish(held, now=now, error=f"gave up after {held.attempts} attempts: {result.why}")
+                    return True
+                retry = now + min(MAX_RETRY_DELAY, FIRST_RETRY_DELAY * 2 ** (held.attempts - 1))
+                log.warning(
+                    "outbox.retry",
+                    application_id=held.application_id,
+                    outbox_id=held.id,
+                    attempts=held.attempts,
+                    error=result.why,
+                    at=retry.isoformat(),
+                )
+                repo.retry_at(held, retry, error=result.why or "failed")
+                return False
+
+        return retry_transient(record, seconds=30, what="outbox.settle")
+
+    def ask_managers(self, outcome: DecisionOutcome, *, deadline: float | None = None) -> bool:
+        """Post the request in the managers' channel and to each manager (but the recommender), once each.
+        False if a post failed (it is owed: call again)."""
         app = outcome.application
         blocks = manager_request_message(app, outcome.recommendation, outcome.decisions)
         text = f"Manager approval needed: {application_text(app)}"
+        ok = True
         if self.managers_channel:
-            self._post_once(app.id, MANAGER_CHANNEL, self.managers_channel, blocks=blocks, text=text)
+            ok &= (
+                self._post_once(
+                    app.id,
+                    MANAGER_CHANNEL,
+                    self.managers_channel,
+                    blocks=blocks,
+                    text=text,
+                    deadline=deadline,
+                )
+                is not None
+            )
         recommender = outcome.recommendation.actor if outcome.recommendation else None
         for manager in sorted(self.roles.user_ids(Role.MANAGER)):
             if manager == recommender:
                 continue
-            self._post_once(app.id, manager_dm(manager), manager, blocks=blocks, text=text)
+            ok &= (
+                self._post_once(
+                    app.id, manager_dm(manager), manager, blocks=blocks, text=text, deadline=deadline
+                )
+                is not None
+            )
+        return ok
 
     # --- syncs -----------------------------------------------------------------------------------
 
@@ -152,7 +313,7 @@ class SlackNotifier:
         kwargs: dict[str, Any] = {"channel": where[0], "thread_ts": where[1], "text": text}
         if blocks:
             kwargs["blocks"] = blocks
-        return self._call("chat_postMessage", **kwargs) is not None
+        return self._call("chat_postMessage", None, **kwargs) is not None
 
     def sync_requested(self, sync: SyncRequestView, *, scheduled: bool) -> None:
         self.post_in_thread(sync.application_id, sync_requested_text(sync, scheduled))
@@ -182,7 +343,9 @@ class SlackNotifier:
                     continue
             app = self.decisions.get(app_id).application
             waited = int((now - (posted_at or now)).total_seconds() // 60)
-            if self._call("chat_postMessage", channel=channel, thread_ts=ts, text=reminder_text(app, waited)):
+            if self._call(
+                "chat_postMessage", None, channel=channel, thread_ts=ts, text=reminder_text(app, waited)
+            ):
                 sent += 1
         return sent
 
@@ -194,23 +357,37 @@ class SlackNotifier:
             ids = SlackMessageRepository(session).unannounced(created_before=self.clock() - older_than)
         return sum(1 for app_id in ids if self.announce(app_id))
 
+    def prune_outbox(self, *, older_than: timedelta = OUTBOX_KEEP) -> int:
+        """Forget delivered outbox rows after a while (the audit table keeps every decision)."""
+        with transaction(self.sessions) as session:
+            return OutboxRepository(session).prune(done_before=self.clock() - older_than)
+
     # --- internals ----------------------------------------------------------------------------
 
     def _post_once(
-        self, application_id: int, purpose: str, channel: str, *, blocks: list[dict[str, Any]], text: str
-    ) -> bool:
+        self,
+        application_id: int,
+        purpose: str,
+        channel: str,
+        *,
+        blocks: list[dict[str, Any]],
+        text: str,
+        deadline: float | None = None,
+    ) -> bool | None:
+        """True if this call posted the message, False if it was posted (or is being posted) already, None
+        if the post failed (the claim is given up, so the next try goes at once)."""
         now = self.clock()
         with transaction(self.sessions) as session:
             if not SlackMessageRepository(session).claim(
                 application_id, purpose, channel, now=now, stale_after=STALE_CLAIM
             ):
                 return False
-        response = self._call("chat_postMessage", channel=channel, blocks=blocks, text=text)
+        response = self._call("chat_postMessage", deadline, channel=channel, blocks=blocks, text=text)
         with transaction(self.sessions) as session:
             repo = SlackMessageRepository(session)
             if response is None:
                 repo.release(application_id, purpose)
-                return False
+                return None
             repo.posted(
                 application_id,
                 purpose,
@@ -220,10 +397,12 @@ class SlackNotifier:
             )
         return True
 
-    def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+    def _call(self, method: str, deadline: float | None = None, /, **kwargs: Any) -> dict[str, Any] | None:
         """One Web API call; None if it failed (logged). A 429 is waited out and sent again, for up to
-        ``rate_limit_patience``: the message is owed, and Slack did nothing with the refused call."""
-        deadline = time.monotonic() + self.rate_limit_patience.total_seconds()
+        ``rate_limit_patience`` (and not past ``deadline``, a `time.monotonic()` value): the message is owed,
+        and Slack did nothing with the refused call."""
+        patience = time.monotonic() + self.rate_limit_patience.total_seconds()
+        deadline = patience if deadline is None else min(deadline, patience)
         while True:
             try:
                 response = getattr(self.client, method)(**kwargs)

@@ -75,6 +75,10 @@ def periodic_tasks(container: Container) -> list[PeriodicTask]:
             container, "sync-reconcile", settings.sync_reconcile_seconds, lambda: reconcile(container)
         ),
     ]
+    if container.notifier is not None:
+        tasks.append(
+            PeriodicTask(container, "outbox", settings.outbox_repair_seconds, container.notifier.deliver_due)
+        )
     if settings.mirror_interval_minutes > 0 and container.netsuite is not None:
         from bot.mirror.jobs import enqueue_due_refresh
 

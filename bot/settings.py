@@ -88,6 +88,19 @@ class Settings(BaseSettings):
     manager_reminder_minutes: int = Field(
         240, ge=1, description="Remind managers about an approval waiting longer than this."
     )
+    outbox_lease_seconds: int = Field(
+        180,
+        ge=60,
+        le=3600,
+        description="How long a process holds a decision's Slack updates before the repair pass may deliver "
+        "them (a web process killed after answering loses nothing; its updates arrive after this).",
+    )
+    outbox_repair_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="How often a worker delivers Slack updates whose holder died or failed.",
+    )
     slack_listener_threads: int = Field(
         32, ge=5, le=512, description="Threads running Slack listeners (Bolt's default of 5 is too few)."
     )

@@ -46,8 +46,10 @@ def register(app: App, container: Container) -> None:
         return roles.actor(body["user"]["id"])
 
     def publish(decided: Decided) -> None:
-        if notifier is not None:
-            container.later(notifier.publish_decision, decided)
+        """Deliver the decision's Slack updates after the answer. They are owed in the database (its outbox
+        row), so a process that dies first loses nothing: the repair pass delivers them."""
+        if notifier is not None and decided.owed is not None:
+            container.later(notifier.deliver, decided.application_id, decided.owed)
 
     def open_decision_modal(
         ack: Ack,

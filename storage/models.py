@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -353,3 +354,44 @@ class SlackMessage(Base):
     posted_at: Mapped[datetime | None] = mapped_column()
     reminded_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxKind(enum.StrEnum):
+    DECISION = "decision"
+
+
+class OutboxMessage(Base):
+    """A message owed to the team about an application (today: a decision to show in Slack).
+
+    Written in the same transaction as the change it reports, so a process that dies after the commit loses
+    nothing: whoever holds the row delivers it, and a repair pass takes over rows whose holder went quiet.
+    `due_at` is when the row may next be taken: a holder sets it to the end of its lease, a failed delivery
+    to the next retry. The `due_at` a holder set is also its claim token: finishing is conditional on it.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "due_at",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+        Index(
+            "ix_outbox_pending_application",
+            "application_id",
+            "id",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("credit_applications.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column()
+    due_at: Mapped[datetime] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
@@ -23,11 +23,12 @@ from bot.applications.service import to_out
 from bot.decisions.policy import Actor, ApprovalPolicy, Role
 from storage.db import transaction
 from storage.models import ApplicationStatus as S
-from storage.models import CreditApplication, Decision
+from storage.models import CreditApplication, Decision, OutboxKind
 from storage.repositories.applications import ApplicationRepository
 from storage.repositories.audit import AuditRepository
 from storage.repositories.decisions import DecisionRepository, DecisionRow, DecisionSubject
 from storage.repositories.mirror import TermsRepository
+from storage.repositories.outbox import OUTBOX_LEASE, Held, OutboxRepository
 from storage.types import utcnow
 
 MAX_REASON = 2000
@@ -86,6 +87,32 @@ class Decided:
     application_id: int
     status: str  # the application's status after the call
     decision: DecisionView | None  # the decision made now, or (already_decided) the last one made
+    owed: Held | None = None  # the outbox row of the decision made now, held by the caller
+
+
+def decision_payload(outcome: Outcome, decision: DecisionView) -> dict[str, Any]:
+    """A decision as its outbox row keeps it (JSON)."""
+    return {
+        "outcome": outcome.value,
+        "kind": decision.kind,
+        "actor": decision.actor,
+        "terms": decision.terms,
+        "credit_limit": None if decision.credit_limit is None else str(decision.credit_limit),
+        "reason": decision.reason,
+        "decided_at": decision.decided_at.isoformat(),
+    }
+
+
+def decision_from_payload(payload: dict[str, Any]) -> tuple[Outcome, DecisionView]:
+    limit = payload.get("credit_limit")
+    return Outcome(payload["outcome"]), DecisionView(
+        kind=payload["kind"],
+        actor=payload["actor"],
+        terms=payload.get("terms"),
+        credit_limit=None if limit is None else Decimal(limit),
+        reason=payload.get("reason"),
+        decided_at=datetime.fromisoformat(payload["decided_at"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -135,11 +162,14 @@ class DecisionService:
         policy: ApprovalPolicy,
         default_terms: Sequence[str],
         clock: Callable[[], datetime] = utcnow,
+        *,
+        outbox_lease: timedelta = OUTBOX_LEASE,
     ) -> None:
         self.sessions = sessions
         self.policy = policy
         self.default_terms = tuple(default_terms)
         self.clock = clock
+        self.outbox_lease = outbox_lease
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -264,8 +294,9 @@ class DecisionService:
         reason: str | None,
         keep_terms: bool = True,
     ) -> Decided:
-        """The conditional transition, the decision row and the audit event: four statements in all (with the
-        read of `subject`), because on SQLite every other decision waits while they run."""
+        """The conditional transition, the decision row, the audit event and the outbox row that owes the team
+        the news: five statements in all (with the read of `subject`), because on SQLite every other decision
+        waits while they run. The outbox row is held by the caller, who delivers it after the commit."""
         now = self.clock()
         repo = DecisionRepository(session)
         moved = repo.transition(
@@ -299,7 +330,12 @@ class DecisionService:
             detail=reason,
             at=now,
         )
-        return Decided(Outcome(target.value), subject.id, target.value, _view(made))
+        view = _view(made)
+        outcome = Outcome(target.value)
+        owed = OutboxRepository(session).add(
+            subject.id, OutboxKind.DECISION, decision_payload(outcome, view), now=now, lease=self.outbox_lease
+        )
+        return Decided(outcome, subject.id, target.value, view, owed)
 
     @staticmethod
     def _already(session: Session, subject: DecisionSubject) -> Decided:
