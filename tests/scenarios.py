@@ -71,6 +71,9 @@ from tests.harness import (
 )
 
 FINAL = {s.value for s in SyncStatus} - {SyncStatus.PENDING.value, SyncStatus.RUNNING.value}
+OUTBOX_LEASE_SECONDS = 60
+"""The web processes' hold on a decision's Slack updates (the shortest the setting allows): a killed
+worker's updates are delivered by the worker's repair pass this long after the decision."""
 
 
 @dataclass
@@ -186,6 +189,8 @@ def stack(
             "DEFAULT_TERMS": "Net 30,Net 45",
             "MIRROR_INTERVAL_MINUTES": "0",
             "LOG_LEVEL": "WARNING",
+            "OUTBOX_LEASE_SECONDS": str(OUTBOX_LEASE_SECONDS),
+            "OUTBOX_REPAIR_SECONDS": "1",
             **(extra_env or {}),
         }
         env = worker_env(database_url, redis_server.url, ns.url, **settings)
@@ -352,10 +357,20 @@ def web_kill(
         out.notes["web workers alive at the end"] = len(s.web.worker_pids())
         outcomes = [out]
         if to_decide:
-            time.sleep(3.0)  # the outbox posts right after each answer: give the survivors time
             recorded = _decisions(s.container, to_decide)
             status_of = {"approve": "approved", "reject": "rejected"}
             wanted = {a: status_of[k[0]] for a, k in recorded.items() if k}
+            # Survivors post right after each answer; a killed worker's updates wait in the outbox until
+            # its lease runs out and the worker's repair pass delivers them.
+            owed = len(to_decide) + 2 * len(wanted)
+            with contextlib.suppress(AssertionError):
+                wait_until(
+                    lambda: slack_tally(s.slack, to_decide, wanted).delivered >= owed,
+                    OUTBOX_LEASE_SECONDS + 60,
+                    "the decisions' Slack messages",
+                    0.5,
+                )
+            time.sleep(2.0)  # a doubled message would arrive by now
             t = slack_tally(s.slack, to_decide, wanted)
             slack_out = Outcome(
                 "web-kill: Slack messages",

@@ -158,10 +158,13 @@ def check(capsys: pytest.CaptureFixture[str], out: scenarios.Outcome) -> None:
 def test_web_workers_killed_while_syncs_are_requested(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (out,) = scenarios.web_kill(database_url, tmp_path, syncs=12, clients=4, web_workers=3, max_kills=3)
+    out, messages = scenarios.web_kill(
+        database_url, tmp_path, syncs=12, decisions=6, clients=4, web_workers=3, max_kills=3
+    )
     assert out.notes["web workers killed"] >= 2, out.notes  # the requests outlasted the kills
     check(capsys, out)
     assert out.notes["web workers alive at the end"] == 3
+    check(capsys, messages)  # each approval's update and thread line, however its worker died
 
 
 def test_postgresql_restarted_and_crashed_during_syncs(
