@@ -119,7 +119,7 @@ def test_transition_is_conditional(sessions) -> None:  # type: ignore[no-untyped
             app_id,
             from_status="submitted",
             to_status="approved",
-            values={"approved_credit_limit": Decimal("25000")},
+            terms=("Net 30", Decimal("25000")),
         )
         # A second attempt from the old state changes nothing.
         assert not repo.transition(app_id, from_status="submitted", to_status="rejected")
@@ -128,7 +128,7 @@ def test_transition_is_conditional(sessions) -> None:  # type: ignore[no-untyped
         assert row is not None
         assert row.status == "approved"
         assert row.version == 2
-        assert row.approved_credit_limit == Decimal("25000.00")
+        assert (row.approved_terms, row.approved_credit_limit) == ("Net 30", Decimal("25000.00"))
 
 
 def test_racing_transitions_give_exactly_one_winner(sessions) -> None:  # type: ignore[no-untyped-def]

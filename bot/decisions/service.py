@@ -299,7 +299,7 @@ class DecisionService:
         waits while they run. The outbox row is held by the caller, who delivers it after the commit."""
         now = self.clock()
         repo = DecisionRepository(session)
-        moved = repo.transition(
+        moved = ApplicationRepository(session).transition(
             subject.id,
             from_status=subject.status,
             to_status=target.value,

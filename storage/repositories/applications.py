@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, func, or_, select, update
@@ -13,6 +14,14 @@ from storage.models import CreditApplication
 from storage.types import utcnow
 
 _APP = cast(Table, CreditApplication.__table__)
+_TRANSITION = (
+    update(_APP)
+    .where(_APP.c.id == bindparam("app_id"), _APP.c.status == bindparam("from_status"))
+    .values(status=bindparam("to_status"), version=_APP.c.version + 1, updated_at=bindparam("at"))
+)
+_TRANSITION_WITH_TERMS = _TRANSITION.values(
+    approved_terms=bindparam("new_terms"), approved_credit_limit=bindparam("new_limit")
+)
 # Built once: these run on every App Home open and `/credit pending`, where building the statement cost more
 # than running it.
 _QUEUE_ROWS = (
@@ -98,26 +107,28 @@ class ApplicationRepository:
         *,
         from_status: str,
         to_status: str,
-        values: dict[str, Any] | None = None,
         at: datetime | None = None,
+        terms: tuple[str | None, Decimal | None] | None = None,
     ) -> bool:
-        """Move one application from `from_status` to `to_status`, only if it is still there.
+        """Move one application from `from_status` to `to_status`, only if it is still there; with `terms`,
+        set the approved terms and credit limit too.
 
-        One conditional UPDATE: of two racing callers exactly one sees True, whatever the database.
+        One conditional UPDATE: of two racing callers exactly one sees True, whatever the database. The
+        statements are built once: decisions run this while they hold SQLite's write lock.
         """
-        stmt = (
-            update(CreditApplication)
-            .where(CreditApplication.id == application_id, CreditApplication.status == from_status)
-            .values(
-                status=to_status,
-                version=CreditApplication.version + 1,
-                updated_at=at or utcnow(),
-                **(values or {}),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        moved: bool = self.session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
-        if moved:
+        params: dict[str, Any] = {
+            "app_id": application_id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "at": at or utcnow(),
+        }
+        if terms is None:
+            result = self.session.execute(_TRANSITION, params)
+        else:
+            params |= {"new_terms": terms[0], "new_limit": terms[1]}
+            result = self.session.execute(_TRANSITION_WITH_TERMS, params)
+        moved: bool = result.rowcount == 1  # type: ignore[attr-defined]
+        if moved and self.session.identity_map:
             # The row changed under the ORM: whatever this session holds of it is stale (reloaded on use).
             for obj in self.session.identity_map.values():
                 if isinstance(obj, CreditApplication) and obj.id == application_id:

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import CreditApplication, Decision, NsTerm
@@ -39,14 +39,6 @@ _SUBJECT = select(
     .scalar_subquery(),
     select(func.count()).select_from(_TERMS).where(_TERMS.c.is_inactive.is_(False)).scalar_subquery(),
 ).where(_APP.c.id == bindparam("id"))
-_TRANSITION = (
-    update(_APP)
-    .where(_APP.c.id == bindparam("app_id"), _APP.c.status == bindparam("from_status"))
-    .values(status=bindparam("to_status"), version=_APP.c.version + 1, updated_at=bindparam("at"))
-)
-_TRANSITION_WITH_TERMS = _TRANSITION.values(
-    approved_terms=bindparam("new_terms"), approved_credit_limit=bindparam("new_limit")
-)
 _INSERT = insert(_DECISIONS)
 _LATEST = (
     select(
@@ -100,25 +92,6 @@ class DecisionRepository:
         return DecisionSubject(
             row[0], row[1], row[2], row[3], row[4], row[5], int(row[6] or 0), int(row[7] or 0)
         )
-
-    def transition(
-        self,
-        application_id: int,
-        *,
-        from_status: str,
-        to_status: str,
-        at: datetime,
-        terms: tuple[str | None, Decimal | None] | None = None,
-    ) -> bool:
-        """The conditional UPDATE (see `ApplicationRepository.transition`), with the approved terms and limit
-        when `terms` is given. True if this call moved the application."""
-        params = {"app_id": application_id, "from_status": from_status, "to_status": to_status, "at": at}
-        if terms is None:
-            result = self.session.execute(_TRANSITION, params)
-        else:
-            params |= {"new_terms": terms[0], "new_limit": terms[1]}
-            result = self.session.execute(_TRANSITION_WITH_TERMS, params)
-        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
     def add(
         self,
