@@ -36,7 +36,7 @@ from bot.sandbox.slack_api import MockSlackServer, SlackUser
 from netsuite.emulator import EmulatorServer
 from netsuite.emulator.faults import FaultRule
 from storage.db import transaction
-from storage.models import Decision, SyncRequest, SyncStatus
+from storage.models import Decision, OutboxMessage, SyncRequest, SyncStatus
 from tests.conftest import TEST_FEDERAL_ID_KEY, make_settings, valid_application
 from tests.harness import (
     ACCOUNT,
@@ -385,6 +385,7 @@ def web_kill(
             slack_out.notes = {
                 "decisions acknowledged": f"{sum(decided)} of {len(to_decide)}",
                 "decisions recorded": len(wanted),
+                **_outbox_notes(s.container, to_decide),
             }
             outcomes.append(slack_out)
         return outcomes
@@ -989,6 +990,24 @@ def _rss(s: Stack) -> dict[str, int]:
     web = sum(s.web.rss_kb().values()) if s.web else 0
     worker = sum(rss_kb(w.pid) or 0 for w in s.workers.alive())
     return {"web": web, "worker": worker}
+
+
+def _outbox_notes(container: Container, app_ids: list[int]) -> dict[str, int]:
+    """How the decisions' outbox rows were delivered: at the first attempt (normally by the process that
+    decided), or later (its holder was killed and the lease ran out, or a delivery failed); and any owed."""
+    with transaction(container.sessions, readonly=True) as session:
+        rows = session.execute(
+            select(OutboxMessage.attempts, OutboxMessage.done_at).where(
+                OutboxMessage.application_id.in_(app_ids)
+            )
+        ).all()
+    return {
+        "outbox rows delivered at the first attempt": sum(1 for a, d in rows if d is not None and a <= 1),
+        "outbox rows delivered later (holder killed or call failed)": sum(
+            1 for a, d in rows if d is not None and a > 1
+        ),
+        "outbox rows still owed": sum(1 for _, d in rows if d is None),
+    }
 
 
 def _decisions(container: Container, app_ids: list[int]) -> dict[int, list[str]]:
