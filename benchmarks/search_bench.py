@@ -149,7 +149,7 @@ class Row:
     entity_id: str
     company_name: str
     name_normalized: str
-    tax_number: str
+    tax_number: str  # what a query types; the mirror stores only the digest
     tax_number_digest: str
     email: str
     email_domain: str
@@ -202,7 +202,6 @@ CUSTOMER_COLUMNS = (
     "entity_id",
     "company_name",
     "name_normalized",
-    "tax_number",
     "tax_number_digest",
     "email",
     "email_domain",
@@ -232,7 +231,6 @@ def _customer_values(r: Row) -> tuple[Any, ...]:
         r.entity_id,
         r.company_name,
         r.name_normalized,
-        r.tax_number,
         r.tax_number_digest,
         r.email,
         r.email_domain,

@@ -386,12 +386,7 @@ def increase_modal(p: IncreasePrefill) -> dict[str, Any]:
                 "Federal ID (EIN)",
                 initial=None,
                 max_length=10,
-                optional=p.federal_id_on_file is not None,
-                hint=(
-                    f"NetSuite has {p.federal_id_on_file} on file: leave this empty to use it."
-                    if p.federal_id_on_file
-                    else "NN-NNNNNNN"
-                ),
+                hint="NN-NNNNNNN",
             ),
             _input(UtilizationBlock.CONTACT_NAME, "Statements contact", initial=p.contact_name),
             _input(

@@ -171,11 +171,17 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
     )
     slack_client, bolt, slack_clients = build_slack(settings, engine=engine, redis_client=redis_client)
     roles = build_roles(settings, SlackGroupMembers(slack_client, redis_client) if slack_client else None)
+    # Changes owe the team Slack messages (outbox rows) only where a notifier will deliver them.
+    outbox_lease = (
+        timedelta(seconds=settings.outbox_lease_seconds)
+        if slack_client is not None and cipher is not None
+        else None
+    )
     decisions = DecisionService(
         sessions,
         ApprovalPolicy(settings.analyst_approval_limit),
         default_terms=sorted(settings.id_list(settings.default_terms)),
-        outbox_lease=timedelta(seconds=settings.outbox_lease_seconds),
+        outbox_lease=outbox_lease,
     )
 
     def announce_later(application_id: int) -> None:
@@ -212,8 +218,8 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
     sync = SyncService(
         sessions,
         sync_options,
-        digest=cipher.digest if cipher is not None else None,
         enqueue=sync_jobs.make_enqueuer(redis_client, sync_options),
+        outbox_lease=outbox_lease,
     )
     customer_search = CustomerSearch(sessions, digest=cipher.digest if cipher is not None else None)
     utilization = UtilizationService(

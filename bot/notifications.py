@@ -30,9 +30,9 @@ from blocks.sync import sync_requested_text, sync_result_blocks
 from bot.applications.service import ApplicationService
 from bot.decisions.policy import Role, RoleDirectory
 from bot.decisions.service import DecisionOutcome, DecisionService, Outcome, decision_from_payload
-from bot.sync.service import SyncRequestView
+from bot.sync.service import SyncRequestView, request_view
 from storage.db import retry_transient, transaction
-from storage.models import OutboxKind
+from storage.models import OutboxKind, SyncRequest
 from storage.repositories.outbox import OUTBOX_LEASE, Held, OutboxRepository
 from storage.repositories.slack_messages import SlackMessageRepository
 from storage.types import utcnow
@@ -60,6 +60,10 @@ WAIT_RETRY = timedelta(seconds=10)
 ANNOUNCEMENT_WAIT = timedelta(hours=1)
 """A decision's audit line waits this long for the application's message to be posted, then goes without."""
 OUTBOX_KEEP = timedelta(days=7)
+
+
+SYNC_RESULT_TEXT = {"succeeded": "Synced to NetSuite", "conflict": "NetSuite changed meanwhile"}
+_RESULT_OF = {"succeeded": "succeeded", "conflict": "conflict"}  # a sync's final status -> its message
 
 
 @dataclass(frozen=True)
@@ -178,9 +182,45 @@ class SlackNotifier:
         return None
 
     def _deliver_one(self, held: Held) -> _Result:
-        if held.kind != OutboxKind.DECISION:
-            return _Result("give_up", f"unknown outbox kind {held.kind!r}")
-        return self._deliver_decision(held)
+        if held.kind == OutboxKind.DECISION:
+            return self._deliver_decision(held)
+        if held.kind in (OutboxKind.SYNC_REQUESTED, OutboxKind.SYNC_FINISHED):
+            return self._deliver_sync(held)
+        return _Result("give_up", f"unknown outbox kind {held.kind!r}")
+
+    def _thread(self, application_id: int) -> tuple[str, str] | None:
+        with transaction(self.sessions, readonly=True) as session:
+            message = SlackMessageRepository(session).get(application_id, APPLICATION)
+            return (message.channel, message.ts) if message is not None and message.ts else None
+
+    def _deliver_sync(self, held: Held) -> _Result:
+        """A line in the application's thread: a sync was requested, or how it ended."""
+        sync_id = int(held.payload["sync_id"])
+        with transaction(self.sessions, readonly=True) as session:
+            row = session.get(SyncRequest, sync_id)
+            view = request_view(session, row) if row is not None else None
+        if view is None:
+            return _Result("give_up", f"sync {sync_id} no longer exists")
+        thread = self._thread(held.application_id)
+        if thread is None:
+            if self.analysts_channel and self.clock() - held.created_at < ANNOUNCEMENT_WAIT:
+                return _Result("wait", "the application's message is not posted yet")
+            return _Result("done")  # there is no thread to write in
+        if held.kind == OutboxKind.SYNC_REQUESTED:
+            text, blocks = sync_requested_text(view, bool(held.payload.get("scheduled"))), None
+        else:
+            status = str(held.payload["status"])
+            text = SYNC_RESULT_TEXT.get(status, "The NetSuite sync failed")
+            blocks = sync_result_blocks(view, _RESULT_OF.get(status, "failed"))
+        deadline = (
+            time.monotonic() + (held.token - self.clock()).total_seconds() - LEASE_MARGIN.total_seconds()
+        )
+        kwargs: dict[str, Any] = {"channel": thread[0], "thread_ts": thread[1], "text": text}
+        if blocks:
+            kwargs["blocks"] = blocks
+        if self._call("chat_postMessage", deadline, **kwargs) is None:
+            return _Result("retry", "the thread line failed")
+        return _Result("done")
 
     def _deliver_decision(self, held: Held) -> _Result:
         """Update every message about the application (as it stands now, so a late delivery never shows an
@@ -319,9 +359,7 @@ class SlackNotifier:
         self.post_in_thread(sync.application_id, sync_requested_text(sync, scheduled))
 
     def sync_finished(self, sync: SyncRequestView, outcome: str) -> None:
-        text = {"succeeded": "Synced to NetSuite", "conflict": "NetSuite changed meanwhile"}.get(
-            outcome, "The NetSuite sync failed"
-        )
+        text = SYNC_RESULT_TEXT.get(outcome, "The NetSuite sync failed")
         self.post_in_thread(sync.application_id, text, sync_result_blocks(sync, outcome))
 
     # --- reminders and repair -----------------------------------------------------------------
@@ -447,10 +485,16 @@ class SlackSyncObserver:
         self.notifier = notifier
 
     def on_succeeded(self, sync: SyncRequestView) -> None:
-        self.notifier.sync_finished(sync, "succeeded")
+        self._tell(sync, "succeeded")
 
     def on_conflict(self, sync: SyncRequestView) -> None:
-        self.notifier.sync_finished(sync, "conflict")
+        self._tell(sync, "conflict")
 
     def on_failed(self, sync: SyncRequestView) -> None:
-        self.notifier.sync_finished(sync, "failed")
+        self._tell(sync, "failed")
+
+    def _tell(self, sync: SyncRequestView, outcome: str) -> None:
+        if sync.owed is not None:  # owed in the database: delivered once, even if this process dies now
+            self.notifier.deliver(sync.application_id, sync.owed)
+        else:
+            self.notifier.sync_finished(sync, outcome)

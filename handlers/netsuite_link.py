@@ -195,9 +195,8 @@ def register(app: App, container: Container) -> None:
             ack(response_action="update", view=notice_modal("Not allowed", str(exc)))
             return
         ack()
-        if notifier is not None and requested.created:
-            scheduled = when_choice != NOW and not schedule.instant
-            container.later(notifier.sync_requested, requested, scheduled=scheduled)
+        if notifier is not None and requested.owed is not None:  # a new request owes its thread a line
+            container.later(notifier.deliver, requested.application_id, requested.owed)
 
     @app.action(ActionId.SYNC_REVIEW)
     def review_clicked(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:

@@ -254,7 +254,7 @@ class NsCustomer(Base):
     external_id: Mapped[str | None] = mapped_column(String(100), index=True)
     company_name: Mapped[str | None] = mapped_column(String(200))
     name_normalized: Mapped[str | None] = mapped_column(String(200), index=True)
-    tax_number: Mapped[str | None] = mapped_column(String(40))
+    # The Federal ID only as `FederalIdCipher.digest`, never in clear (0009 dropped the clear column).
     tax_number_digest: Mapped[str | None] = mapped_column(String(64), index=True)
     email: Mapped[str | None] = mapped_column(String(254))
     email_domain: Mapped[str | None] = mapped_column(String(200), index=True)
@@ -357,11 +357,13 @@ class SlackMessage(Base):
 
 
 class OutboxKind(enum.StrEnum):
-    DECISION = "decision"
+    DECISION = "decision"  # payload: the decision (see bot.decisions.service.decision_payload)
+    SYNC_REQUESTED = "sync_requested"  # payload: sync_id, scheduled
+    SYNC_FINISHED = "sync_finished"  # payload: sync_id, status
 
 
 class OutboxMessage(Base):
-    """A message owed to the team about an application (today: a decision to show in Slack).
+    """A message owed to the team about an application: a decision, a sync requested, a sync's outcome.
 
     Written in the same transaction as the change it reports, so a process that dies after the commit loses
     nothing: whoever holds the row delivers it, and a repair pass takes over rows whose holder went quiet.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.customers import search as search_module
@@ -54,7 +54,6 @@ def add_customer(
     *,
     entity_id: str | None = None,
     tax_number: str | None = None,
-    store_raw_tax: bool = False,
     email: str | None = None,
     city: str | None = None,
     state: str | None = None,
@@ -67,7 +66,6 @@ def add_customer(
         entity_id=entity_id if entity_id is not None else f"CUST-{internal_id}",
         company_name=name,
         name_normalized=normalize_name(name) if name is not None else None,
-        tax_number=tax_number if store_raw_tax else None,
         tax_number_digest=CIPHER.digest(tax_number) if tax_number else None,
         email=email,
         email_domain=email_domain(email) if email else None,
@@ -201,15 +199,24 @@ def test_tax_number_by_digest(sessions: sessionmaker[Session]) -> None:
         found = search.search(q)
         assert [(m.internal_id, m.matched_on) for m in found] == [(1001, MatchedOn.TAX_NUMBER)], q
     assert search.search("98-7654321") == []
-    # Without the digest function only a raw tax number could match, and this mirror stores none.
-    assert CustomerSearch(sessions).search("12-3456789") == []
 
 
-def test_tax_number_raw_value(sessions: sessionmaker[Session]) -> None:
+def test_tax_number_without_a_digest_function(sessions: sessionmaker[Session]) -> None:
+    """No Federal ID key, no digest: the mirror holds tax numbers only as digests, so an EIN finds no
+    customer by tax number; nine bare digits are still tried as an entity id and an internal id."""
     with transaction(sessions) as s:
-        add_customer(s, 2001, "Raw Tax Co", tax_number="55-1234567", store_raw_tax=True)
-    found = CustomerSearch(sessions).search("551234567")
-    assert [(m.internal_id, m.matched_on) for m in found] == [(2001, MatchedOn.TAX_NUMBER)]
+        add_customer(s, 2001, "Digest Tax Co", tax_number="55-1234567")
+        add_customer(s, 2002, "Digits Entity Co", entity_id="551234567")
+    keyless = CustomerSearch(sessions)
+    assert keyless.search("55-1234567") == []
+    assert [(m.internal_id, m.matched_on) for m in keyless.search("551234567")] == [
+        (2002, MatchedOn.ENTITY_ID)
+    ]
+    keyed = CustomerSearch(sessions, digest=CIPHER.digest)
+    assert [(m.internal_id, m.matched_on) for m in keyed.search("551234567")] == [
+        (2001, MatchedOn.TAX_NUMBER),
+        (2002, MatchedOn.ENTITY_ID),
+    ]
 
 
 def test_email_domain_search(sessions: sessionmaker[Session]) -> None:
@@ -907,5 +914,106 @@ def test_search_words_migration_over_existing_rows_and_back(empty_database_url: 
         search = CustomerSearch(factory)
         assert [m.internal_id for m in search.search("zephyrne", sales_rep_id=3)] == [9504]
         assert [m.internal_id for m in search.search("quaveron", sales_rep_id=4)] == [9501, 9502]
+    finally:
+        engine.dispose()
+
+
+def mirror_tax_schema(engine: Any) -> tuple[bool, bool, set[str]]:
+    """Whether `ns_customers.tax_number` and its index exist, and the names of the table's triggers."""
+    columns = {c["name"] for c in inspect(engine).get_columns("ns_customers")}
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            indexes = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+            triggers = conn.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ns_customers'")
+            )
+        else:
+            indexes = conn.execute(text("SELECT indexname FROM pg_indexes"))
+            triggers = conn.execute(
+                text(
+                    "SELECT tgname FROM pg_trigger"
+                    " WHERE tgrelid = 'ns_customers'::regclass AND NOT tgisinternal"
+                )
+            )
+        index_names = {r[0] for r in indexes}
+        trigger_names = {r[0] for r in triggers}
+    return "tax_number" in columns, "ix_ns_customers_tax_number" in index_names, trigger_names
+
+
+def test_dropping_the_clear_tax_number_keeps_customers_and_search(empty_database_url: str) -> None:
+    """0009 drops `ns_customers.tax_number` (a Federal ID in clear) from a mirror that has a customer with
+    one, keeps the search triggers (no SQLite batch rebuild), and a Federal ID still finds it by digest."""
+    engine = make_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0008")
+        factory = make_session_factory(engine)
+        with transaction(factory) as s:
+            add_customer(s, 9601, "Clearcut Tax Supply", tax_number="55-7654321", sales_rep_id=3)
+            s.execute(text("UPDATE ns_customers SET tax_number = '55-7654321' WHERE internal_id = 9601"))
+        has_column, has_index, triggers = mirror_tax_schema(engine)
+        assert has_column and has_index and triggers
+
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == "0009"
+        assert mirror_tax_schema(engine) == (False, False, triggers)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT * FROM ns_customers")).all()
+        assert len(rows) == 1 and "55-7654321" not in repr(rows)
+        search = CustomerSearch(factory, digest=CIPHER.digest)
+        for q in ("55-7654321", "557654321"):
+            found = search.search(q, sales_rep_id=3)
+            assert [(m.internal_id, m.matched_on) for m in found] == [(9601, MatchedOn.TAX_NUMBER)], q
+        with transaction(factory) as s:  # the name triggers still fire for new and renamed customers
+            add_customer(s, 9602, "Clearcut Timber Co", sales_rep_id=3)
+            s.execute(
+                update(NsCustomer)
+                .where(NsCustomer.internal_id == 9601)
+                .values(company_name="Clearview Tax Supply", name_normalized="clearview tax supply")
+            )
+        assert [m.internal_id for m in search.search("clearcut")] == [9602]
+        assert [m.internal_id for m in search.search("clearveiw")] == [9601]
+        with transaction(factory) as s:
+            CustomerSearchRepository(s).fts_integrity_check()
+
+        downgrade(engine, "0008")
+        assert mirror_tax_schema(engine) == (True, True, triggers)
+        with engine.connect() as conn:
+            emptied = conn.execute(text("SELECT count(*) FROM ns_customers WHERE tax_number IS NULL"))
+            assert emptied.scalar() == 2
+        with transaction(factory) as s:  # the mirror still writes at 0008
+            add_customer(s, 9603, "Clearwater Tax Partners", tax_number="55-1112223")
+        migrate.upgrade(engine)
+        assert mirror_tax_schema(engine) == (False, False, triggers)
+        assert [m.internal_id for m in search.search("55-1112223")] == [9603]
+    finally:
+        engine.dispose()
+
+
+def test_dropping_the_clear_tax_number_on_sqlite_older_than_3_35(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SQLite that cannot `DROP COLUMN` (< 3.35) gets the column emptied and unindexed instead."""
+    import sqlite3
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        migrate.upgrade(engine, "0008")
+        factory = make_session_factory(engine)
+        with transaction(factory) as s:
+            add_customer(s, 9701, "Legacy Tax Supply", tax_number="55-7654321")
+            s.execute(text("UPDATE ns_customers SET tax_number = '55-7654321'"))
+        _, _, triggers = mirror_tax_schema(engine)
+        monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+        migrate.upgrade(engine)
+        assert mirror_tax_schema(engine) == (True, False, triggers)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT tax_number FROM ns_customers")).all() == [(None,)]
+        found = CustomerSearch(factory, digest=CIPHER.digest).search("55-7654321")
+        assert [m.internal_id for m in found] == [9701]
+        downgrade(engine, "0008")  # the column is there already: only the index comes back
+        assert mirror_tax_schema(engine) == (True, True, triggers)
+        monkeypatch.undo()
+        migrate.upgrade(engine)  # an SQLite that can, later: the column goes
+        assert mirror_tax_schema(engine) == (False, False, triggers)
     finally:
         engine.dispose()

@@ -423,6 +423,7 @@ def desk(
             utilization_chart=False,
         )
         assert container.decisions is not None and container.roles is not None and container.sync is not None
+        assert container.cipher is not None
         with transaction(container.sessions) as s:
             s.add(NsTerm(internal_id=1, name="Net 30", days_until_due=30))
             s.add_all(
@@ -450,7 +451,7 @@ def desk(
                     entity_id="CUST-9002",
                     company_name="Initech Services",
                     name_normalized="initech services",
-                    tax_number=OWN_CUSTOMER_EIN,
+                    tax_number_digest=container.cipher.digest(OWN_CUSTOMER_EIN),
                     currency="USD",
                     terms_id=1,
                     sales_rep_id=REP_ID,

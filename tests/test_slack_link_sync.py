@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -66,9 +67,12 @@ class Desk:
         app_id = int(r.json()["id"])
         self.run_jobs()
         assert self.container.decisions is not None and self.container.roles is not None
-        self.container.decisions.approve(
+        decided = self.container.decisions.approve(
             app_id, self.container.roles.actor(ANALYST), terms="Net 30", credit_limit="40000"
         )
+        assert self.container.notifier is not None
+        # Delivered as the deciding process would: an undelivered decision holds back later thread lines.
+        assert self.container.notifier.deliver(app_id, decided.owed) == 1
         return app_id
 
     def thread(self, app_id: int) -> tuple[str, str]:
@@ -305,7 +309,11 @@ def test_failed_sync_shows_netsuite_error_and_retries(desk: Desk) -> None:
     desk.container.sync.link(app_id, actor, "existing", customer.internal_id)
     comparison = desk.container.sync.comparison(app_id)
     desk.ns.faults.fail(400, times=5, method="PATCH")
-    desk.container.sync.request(app_id, actor, ["company_name"], comparison.seen_values(["company_name"]))
+    requested = desk.container.sync.request(
+        app_id, actor, ["company_name"], comparison.seen_values(["company_name"])
+    )
+    assert desk.container.notifier is not None and requested.owed is not None
+    desk.container.notifier.deliver(app_id, requested.owed)  # as the requesting process does
     desk.run_jobs()
     failure = desk.wait_thread(app_id, "failed")
     assert ActionId.SYNC_RETRY in failure
@@ -368,3 +376,28 @@ def test_pick_modal_bad_input_writes_nothing(desk: Desk) -> None:
     assert "out of date" in json.dumps(tampered.json()["view"])
     with transaction(desk.container.sessions, readonly=True) as s:
         assert s.scalars(select(SyncRequest)).all() == []
+
+
+def test_sync_lines_are_owed_and_delivered_once_if_the_requester_dies(desk: Desk) -> None:
+    """The "asked to sync" line is an outbox row written with the request (as the outcome's line is with the
+    outcome): a process that dies after the commit loses nothing, and a redelivery posts nothing twice."""
+    customer = a_customer(desk)
+    app_id = desk.approved("link-owed")
+    assert desk.container.sync is not None and desk.container.roles is not None
+    notifier = desk.container.notifier
+    assert notifier is not None
+    actor = desk.container.roles.actor(ANALYST)
+    desk.container.sync.link(app_id, actor, "existing", customer.internal_id)
+    comparison = desk.container.sync.comparison(app_id)
+    requested = desk.container.sync.request(
+        app_id, actor, ["credit_terms"], comparison.seen_values(["credit_terms"]), now=False
+    )
+    assert requested.owed is not None  # and the requesting process dies here: nothing posted
+    assert [t for t in desk.thread_texts(app_id) if "asked to sync" in t] == []
+    assert notifier.deliver_due() == 0  # its lease still runs
+    later = notifier.clock() + timedelta(seconds=desk.container.settings.outbox_lease_seconds + 1)
+    notifier.clock = lambda: later
+    assert notifier.deliver_due() == 1
+    assert len([t for t in desk.thread_texts(app_id) if "asked to sync" in t]) == 1
+    assert notifier.deliver_due() == 0 and notifier.deliver(app_id) == 0
+    assert len([t for t in desk.thread_texts(app_id) if "asked to sync" in t]) == 1

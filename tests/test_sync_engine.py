@@ -162,7 +162,7 @@ def engine(database_url: str, ns: EmulatorServer) -> Iterator[Engine]:
             client=client,
             applications=applications,
             decisions=DecisionService(sessions, ApprovalPolicy(Decimal("1000000")), default_terms=[]),
-            service=SyncService(sessions, OPTIONS, digest=cipher.digest, clock=clock),
+            service=SyncService(sessions, OPTIONS, clock=clock),
             executor=SyncExecutor(
                 sessions,
                 client,
@@ -735,7 +735,6 @@ def test_reconcile_requeues_lost_and_stale_syncs(
     service = SyncService(
         container.sessions,
         options,
-        digest=container.cipher.digest,
         enqueue=sync_jobs.make_enqueuer(container.redis, options),
     )
     observer = RecordingObserver()

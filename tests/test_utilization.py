@@ -171,7 +171,10 @@ def seed(container: Container) -> None:
             )
         )
         s.add(NsCustomerContact(customer_id=7, contact_id=1, name="Pat Payables", email="ap@acme.example"))
-        s.execute(update(NsCustomer).where(NsCustomer.internal_id == 7).values(tax_number="12-3456789"))
+        # What a sync leaves in the mirror: the Federal ID's digest only, never the number.
+        assert container.cipher is not None
+        digest = container.cipher.digest("12-3456789")
+        s.execute(update(NsCustomer).where(NsCustomer.internal_id == 7).values(tax_number_digest=digest))
         s.add(MirrorCheckpoint(name="customers", watermark=None, updated_at=utcnow()))
 
 
@@ -552,9 +555,10 @@ def test_request_credit_increase_enters_the_analysts_queue_once(desk: Desk) -> N
     inputs = {
         b["block_id"]: b["element"].get("initial_value") for b in view["blocks"] if b["type"] == "input"
     }
-    # The Federal ID NetSuite has is shown masked and used when the field is left empty; never sent in clear.
-    assert inputs[UtilizationBlock.FEDERAL_ID] is None
-    assert "**-***6789" in json.dumps(view) and "3456789" not in json.dumps(view).replace("**-***6789", "")
+    # The mirror has NetSuite's Federal ID only as a digest: nothing of it is shown, and it must be typed.
+    (federal_id,) = (b for b in view["blocks"] if b.get("block_id") == UtilizationBlock.FEDERAL_ID)
+    assert inputs[UtilizationBlock.FEDERAL_ID] is None and federal_id["optional"] is False
+    assert "6789" not in json.dumps(view)
     assert inputs[UtilizationBlock.CONTACT_EMAIL] == "ap@acme.example"
     assert inputs[UtilizationBlock.LIMIT] == "125000.00"  # 25 % above the limit, in thousands
     # Bad input is shown in the modal; nothing is stored.
@@ -563,7 +567,9 @@ def test_request_credit_increase_enters_the_analysts_queue_once(desk: Desk) -> N
     assert "more than the current limit" in bad.json()["errors"][UtilizationBlock.LIMIT]
     bad = desk.signed.interaction(view_submission_payload(view, limit_values("150000", fid="1"), user_id=REP))
     assert UtilizationBlock.FEDERAL_ID in bad.json()["errors"]
-    submission = view_submission_payload(view, limit_values("150,000", fid=""), user_id=REP)
+    bad = desk.signed.interaction(view_submission_payload(view, limit_values("150000", fid=""), user_id=REP))
+    assert UtilizationBlock.FEDERAL_ID in bad.json()["errors"]
+    submission = view_submission_payload(view, limit_values("150,000"), user_id=REP)
     done = desk.signed.interaction(submission)
     assert done.json()["response_action"] == "update"
     check_view(done.json()["view"])
@@ -583,7 +589,7 @@ def test_request_credit_increase_enters_the_analysts_queue_once(desk: Desk) -> N
         )
         assert app.applicant_name == "Dana Rep" and app.requested_terms == "Net 30"
         assert desk.container.cipher is not None
-        assert desk.container.cipher.reveal(app.federal_id_ciphertext) == "12-3456789"  # NetSuite's, on file
+        assert desk.container.cipher.reveal(app.federal_id_ciphertext) == "12-3456789"  # as typed
     assert f"#{app.id}" in json.dumps(done.json()["view"])
     (requested,) = desk.audit("utilization.increase_requested")
     assert requested.detail == "Big season ahead" and requested.before is not None

@@ -271,8 +271,9 @@ class NameVocabulary:
 class CustomerSearch:
     """Ranked customer lookup over the mirror.
 
-    `digest` is `FederalIdCipher.digest`, so that a typed EIN finds the mirror's `tax_number_digest`;
-    without it only a raw `tax_number` can match.
+    `digest` is `FederalIdCipher.digest`, so that a typed EIN finds the mirror's `tax_number_digest` (the
+    mirror keeps no tax number in clear). Without it (no Federal ID key configured) an EIN finds no
+    customer by tax number: "12-3456789" finds nothing, nine bare digits only an entity or internal id.
     """
 
     def __init__(self, sessions: sessionmaker[Session], digest: Callable[[str], str] | None = None) -> None:
@@ -314,12 +315,10 @@ class CustomerSearch:
 
         compact = q.replace(" ", "")
         if _EIN.fullmatch(compact):
-            d = "".join(ch for ch in compact if ch.isdigit())
-            digest = self._digest(d) if self._digest is not None else None
-            raw = [f"{d[:2]}-{d[2:]}", d]
-            yield from exact(
-                repo.by_tax_number(digest, raw, sales_rep_id=sales_rep_id, limit=limit), MatchedOn.TAX_NUMBER
-            )
+            if self._digest is not None:
+                d = "".join(ch for ch in compact if ch.isdigit())
+                found = repo.by_tax_number(self._digest(d), sales_rep_id=sales_rep_id, limit=limit)
+                yield from exact(found, MatchedOn.TAX_NUMBER)
             if not compact.isdigit():  # "12-3456789" is nothing but a tax number
                 return
         if "@" in q:

@@ -163,7 +163,7 @@ class DecisionService:
         default_terms: Sequence[str],
         clock: Callable[[], datetime] = utcnow,
         *,
-        outbox_lease: timedelta = OUTBOX_LEASE,
+        outbox_lease: timedelta | None = OUTBOX_LEASE,
     ) -> None:
         self.sessions = sessions
         self.policy = policy
@@ -332,8 +332,16 @@ class DecisionService:
         )
         view = _view(made)
         outcome = Outcome(target.value)
-        owed = OutboxRepository(session).add(
-            subject.id, OutboxKind.DECISION, decision_payload(outcome, view), now=now, lease=self.outbox_lease
+        owed = (
+            OutboxRepository(session).add(
+                subject.id,
+                OutboxKind.DECISION,
+                decision_payload(outcome, view),
+                now=now,
+                lease=self.outbox_lease,
+            )
+            if self.outbox_lease is not None  # nobody would deliver it (Slack is not configured)
+            else None
         )
         return Decided(outcome, subject.id, target.value, view, owed)
 

@@ -59,7 +59,6 @@ REP_USER_ID = "U0DEMOREP1"
 APPROVED_LIMIT = APPROVAL_LIMIT + Decimal("25000")
 DEFAULT_NOTE = "Bank letter & 3 trade references checked; exposure <$100k across the group."
 UTILIZATION_COMMAND = "/utilization"
-_EIN = re.compile(r"^\d{2}-\d{7}$")
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 _LINK = re.compile(r"<(https?://[^|>]+)\|[^>]*>")
 _POLL_SECONDS = 0.05
@@ -201,7 +200,6 @@ class _Customer:
     internal_id: int
     company_name: str
     email_domain: str
-    tax_number: str | None
     line1: str
     city: str
     state: str
@@ -423,7 +421,6 @@ class DemoStory:
                             c.internal_id,
                             c.company_name,
                             str(c.email_domain),
-                            c.tax_number,
                             a.line1,
                             a.city,
                             a.region,
@@ -435,9 +432,7 @@ class DemoStory:
         self._begin("An application arrives through the intake API")
         c = self._customer
         assert c is not None
-        federal_id = (
-            c.tax_number if c.tax_number and _EIN.match(c.tax_number) else f"27-{c.internal_id % 10**7:07d}"
-        )
+        federal_id = f"27-{c.internal_id % 10**7:07d}"  # the mirror has no Federal ID in clear to reuse
         short = c.company_name.split()[0]
         body = {
             "reference": f"demo-{c.internal_id}",

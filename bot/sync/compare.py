@@ -193,15 +193,11 @@ def _unique_label(label: str, used: set[str]) -> str:
     return candidate
 
 
-def side_from_mirror(
-    customer: NsCustomer | None, term_names: Mapping[int, str], digest: Digest | None = None
-) -> NetSuiteSide:
-    """NetSuite's values as the mirror last saw them (``None``: a new customer)."""
+def side_from_mirror(customer: NsCustomer | None, term_names: Mapping[int, str]) -> NetSuiteSide:
+    """NetSuite's values as the mirror last saw them (``None``: a new customer). The mirror has the
+    Federal ID only as its digest, so it has nothing to show masked (see :func:`display_netsuite`)."""
     if customer is None:
         return NO_CUSTOMER
-    tax_digest = customer.tax_number_digest
-    if tax_digest is None and customer.tax_number and digest is not None:
-        tax_digest = digest(customer.tax_number)
     addresses = tuple(
         AddressEntry(
             line_id=None,
@@ -224,8 +220,7 @@ def side_from_mirror(
     return NetSuiteSide(
         exists=True,
         company_name=customer.company_name,
-        tax_digest=tax_digest,
-        tax_masked=_masked(customer.tax_number),
+        tax_digest=customer.tax_number_digest,
         addresses=addresses,
         contacts=tuple(ContactValue(c.name, c.email, c.phone) for c in customer.contacts),
         terms_id=str(customer.terms_id) if customer.terms_id is not None else None,

@@ -31,6 +31,7 @@ errors and the last attempt end in ``failed`` with NetSuite's own detail. Outcom
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -80,10 +81,11 @@ from netsuite.writes import (
     terms_body,
 )
 from storage.db import retry_transient, transaction
-from storage.models import ApplicationStatus, CreditApplication, NetSuiteLink
+from storage.models import ApplicationStatus, CreditApplication, NetSuiteLink, OutboxKind
 from storage.models import SyncStatus as St
 from storage.repositories import mirror_write
 from storage.repositories.audit import AuditRepository
+from storage.repositories.outbox import OutboxRepository
 from storage.repositories.sync import SyncRepository
 from storage.types import utcnow
 
@@ -202,7 +204,12 @@ class SyncExecutor:
         observer: SyncObserver | None = None,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        outbox_lease: timedelta | None = None,
     ) -> None:
+        """With ``outbox_lease``, each final outcome also owes the team a line in Slack: an outbox row,
+        written in the outcome's transaction and held by this executor for that long; the observer
+        receives it on the view (``view.owed``) and delivers it."""
+        self.outbox_lease = outbox_lease
         self.sessions = sessions
         self.client = client
         self.reveal_federal_id = reveal_federal_id
@@ -560,7 +567,7 @@ class SyncExecutor:
             self._update_mirror(session, work, now)
             row = repo.get(claim.sync_id, fresh=True)
             assert row is not None
-            view = request_view(session, row)
+            view = self._owe(session, request_view(session, row), now)
         self._notify(view)
         return view
 
@@ -609,6 +616,8 @@ class SyncExecutor:
             row = repo.get(claim.sync_id, fresh=True)
             assert row is not None
             view = request_view(session, row)
+            if not again:
+                view = self._owe(session, view, now)
         if not again:
             self._notify(view)
         return view
@@ -659,12 +668,25 @@ class SyncExecutor:
                 )
                 if last:
                     session.refresh(row)
-                    failed.append(request_view(session, row))
+                    failed.append(self._owe(session, request_view(session, row), now))
                 else:
                     returned.append(row.id)
         for view in failed:
             self._notify(view)
         return returned
+
+    def _owe(self, session: Session, view: SyncRequestView, now: datetime) -> SyncRequestView:
+        """Add the outbox row that owes the team this final outcome, in the outcome's transaction."""
+        if self.outbox_lease is None:
+            return view
+        held = OutboxRepository(session).add(
+            view.application_id,
+            OutboxKind.SYNC_FINISHED,
+            {"sync_id": view.id, "status": view.status.value},
+            now=now,
+            lease=self.outbox_lease,
+        )
+        return dataclasses.replace(view, owed=held)
 
     def _notify(self, view: SyncRequestView) -> None:
         handler = {

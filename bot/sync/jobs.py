@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -155,6 +156,10 @@ def sync_executor(container: Container) -> SyncExecutor | None:
         digest=container.cipher.digest,
         options=SyncOptions.from_settings(container.settings),
         observer=observer if isinstance(observer, SyncObserver) else LoggingObserver(),
+        # Outcomes owe Slack a line only where something delivers it (the Slack observer).
+        outbox_lease=timedelta(seconds=container.settings.outbox_lease_seconds)
+        if isinstance(observer, SyncObserver)
+        else None,
     )
     container.extras[EXECUTOR_KEY] = executor
     return executor

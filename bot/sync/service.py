@@ -21,12 +21,13 @@ for the person; bad input raises :class:`InvalidSyncRequest` naming the form fie
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 import structlog
@@ -41,7 +42,6 @@ from bot.sync import SyncOptions
 from bot.sync.compare import (
     NO_CUSTOMER,
     ComparisonRow,
-    Digest,
     NetSuiteSide,
     compare,
     has_value,
@@ -51,10 +51,18 @@ from bot.sync.compare import (
 from bot.sync.fields import SyncField, parse_fields
 from netsuite.writes import external_id_for
 from storage.db import transaction
-from storage.models import ApplicationStatus, CreditApplication, NetSuiteLink, NsCustomer, SyncRequest
+from storage.models import (
+    ApplicationStatus,
+    CreditApplication,
+    NetSuiteLink,
+    NsCustomer,
+    OutboxKind,
+    SyncRequest,
+)
 from storage.models import SyncStatus as St
 from storage.repositories.applications import ApplicationRepository
 from storage.repositories.audit import AuditRepository
+from storage.repositories.outbox import Held, OutboxRepository
 from storage.repositories.sync import OPEN_STATUSES, SyncRepository
 from storage.types import utcnow
 
@@ -153,6 +161,7 @@ class SyncRequestView:
     started_at: datetime | None
     completed_at: datetime | None
     created: bool = False  # request(): False when a repeat returned the existing row
+    owed: Held | None = None  # the outbox row telling the team about this (held by the caller), if any
 
     @property
     def record_url(self) -> str | None:
@@ -222,21 +231,22 @@ def idempotency_key(
 
 class SyncService:
     """Link, compare, request, cancel, retry. ``enqueue(sync_id)`` hands a due row to the worker
-    (after the commit; if it fails the reconcile pass finds the row); ``digest`` is
-    ``FederalIdCipher.digest``, to compare a raw tax number in the mirror with ours."""
+    (after the commit; if it fails the reconcile pass finds the row)."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         options: SyncOptions,
         *,
-        digest: Digest | None = None,
         enqueue: Callable[[int], Any] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        outbox_lease: timedelta | None = None,
     ) -> None:
+        """With ``outbox_lease``, each new request also owes the team a line in Slack: an outbox row,
+        written with it and held by the caller for that long (see ``bot.notifications``)."""
+        self.outbox_lease = outbox_lease
         self.sessions = sessions
         self.options = options
-        self.digest = digest
         self.enqueue = enqueue
         self.clock = clock
 
@@ -384,7 +394,7 @@ class SyncService:
                 f"NetSuite customer {link.customer_internal_id} is no longer in Credit Desk's copy of "
                 "NetSuite (deleted or merged?); link the application again."
             )
-        return side_from_mirror(customer, repo.term_names(), self.digest)
+        return side_from_mirror(customer, repo.term_names())
 
     # ---- requesting -----------------------------------------------------------------------------
 
@@ -515,7 +525,17 @@ class SyncService:
                 },
                 at=moment,
             )
-            return request_view(session, row, created=True)
+            view = request_view(session, row, created=True)
+            if self.outbox_lease is not None:
+                held = OutboxRepository(session).add(
+                    application_id,
+                    OutboxKind.SYNC_REQUESTED,
+                    {"sync_id": row.id, "scheduled": due > moment},
+                    now=moment,
+                    lease=self.outbox_lease,
+                )
+                view = dataclasses.replace(view, owed=held)
+            return view
 
     def _key_for(self, application_id: int, chosen: list[SyncField], seen: dict[str, str]) -> str | None:
         with transaction(self.sessions, readonly=True) as session:

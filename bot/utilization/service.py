@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.applications.schemas import ApplicationIn, field_errors
 from bot.customers.normalize import normalize_name
 from bot.decisions.policy import Actor, Role, RoleDirectory
-from bot.federal_id import EIN_PATTERN, digits, mask
 from storage.db import transaction
 from storage.repositories.audit import AuditRepository
 from storage.repositories.utilization import (
@@ -334,11 +333,11 @@ class Identity:
 
 @dataclass(frozen=True)
 class IncreasePrefill:
-    """What the request modal starts with (from the mirror)."""
+    """What the request modal starts with (from the mirror). Never the Federal ID: the mirror has it only as
+    a digest, so the requester types it."""
 
     standing: Standing
     suggested_limit: Decimal
-    federal_id_on_file: str | None  # masked (**-***1234): the clear value never goes to Slack
     contact_name: str | None
     contact_email: str | None
     billing_summary: str | None
@@ -623,13 +622,11 @@ class UtilizationService:
             return notice or Notice("That customer is no longer in the NetSuite mirror.")
         with transaction(self.sessions, readonly=True) as session:
             record = self._repo(session).customer_record(customer_id)
-            tax = (record.tax_number or "").strip() if record else ""
             contact = next((c for c in (record.contacts if record else []) if c.email), None)
             billing = _billing(record)
             return IncreasePrefill(
                 standing=found,
                 suggested_limit=suggested_limit(found),
-                federal_id_on_file=mask(digits(tax)[-4:]) if EIN_PATTERN.fullmatch(tax) else None,
                 contact_name=(contact.name if contact else None) or (record.company_name if record else None),
                 contact_email=(contact.email if contact else None) or (record.email if record else None),
                 billing_summary=", ".join(
@@ -664,9 +661,6 @@ class UtilizationService:
             record = self._repo(session).customer_record(customer_id)
             billing = _billing(record)
             terms = found.terms
-            on_file = (record.tax_number or "").strip() if record else ""
-        if not federal_id.strip() and EIN_PATTERN.fullmatch(on_file):
-            federal_id = on_file  # left empty: the number NetSuite has, read here rather than sent via Slack
         if billing is None:
             return IncreaseResult(
                 None,

@@ -238,18 +238,12 @@ class CustomerSearchRepository:
 
     # --- exact lookups -------------------------------------------------------------------------
 
-    def by_tax_number(
-        self, digest: str | None, raw_forms: Sequence[str], *, sales_rep_id: int | None, limit: int
-    ) -> list[Candidate]:
-        """Customers whose tax-number digest equals `digest` or whose raw tax number is one of `raw_forms`."""
-        conditions: list[ColumnElement[bool]] = []
-        if digest is not None:
-            conditions.append(_C.tax_number_digest == digest)
-        if raw_forms:
-            conditions.append(_C.tax_number.in_(list(raw_forms)))
-        if not conditions:
-            return []
-        stmt = self._base().where(or_(*conditions)).order_by(*self._by_name_order()).limit(limit)
+    def by_tax_number(self, digest: str, *, sales_rep_id: int | None, limit: int) -> list[Candidate]:
+        """Customers whose tax-number digest (`FederalIdCipher.digest`) is `digest`: the mirror keeps no
+        tax number in clear."""
+        stmt = (
+            self._base().where(_C.tax_number_digest == digest).order_by(*self._by_name_order()).limit(limit)
+        )
         return self._run(stmt, sales_rep_id)
 
     def by_email_domain(self, domain: str, *, sales_rep_id: int | None, limit: int) -> list[Candidate]:
