@@ -60,6 +60,9 @@ WAIT_RETRY = timedelta(seconds=10)
 ANNOUNCEMENT_WAIT = timedelta(hours=1)
 """A decision's audit line waits this long for the application's message to be posted, then goes without."""
 OUTBOX_KEEP = timedelta(days=7)
+LINE_EVENT = "credit_desk_outbox_line"
+"""Message metadata event type of the thread lines the outbox posts (event_payload: outbox_id)."""
+MAX_THREAD_PAGES = 10
 
 
 SYNC_RESULT_TEXT = {"succeeded": "Synced to NetSuite", "conflict": "NetSuite changed meanwhile"}
@@ -212,33 +215,84 @@ class SlackNotifier:
             status = str(held.payload["status"])
             text = SYNC_RESULT_TEXT.get(status, "The NetSuite sync failed")
             blocks = sync_result_blocks(view, _RESULT_OF.get(status, "failed"))
-        deadline = (
-            time.monotonic() + (held.token - self.clock()).total_seconds() - LEASE_MARGIN.total_seconds()
-        )
-        kwargs: dict[str, Any] = {"channel": thread[0], "thread_ts": thread[1], "text": text}
+        return self._thread_line(held, thread, text, blocks, self._deadline(held))
+
+    def _deadline(self, held: Held) -> float:
+        """When (`time.monotonic()`) this delivery stops waiting out Slack's 429s: well before its lease ends,
+        so that nobody takes the row over while it may still post (a Web API call may take up to its HTTP
+        timeout)."""
+        return time.monotonic() + (held.token - self.clock()).total_seconds() - LEASE_MARGIN.total_seconds()
+
+    def _thread_line(
+        self,
+        held: Held,
+        thread: tuple[str, str],
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        deadline: float,
+    ) -> _Result:
+        """Post the row's line in the thread, once. The line carries the row's id in its message metadata; a
+        row that was tried before (its holder died, or a call failed, perhaps after Slack had posted) first
+        reads the thread back and posts only if the line is not there."""
+        if time.monotonic() >= deadline:
+            return _Result("retry", "the lease is nearly over")
+        if held.attempts > 1:
+            found = self._line_posted(thread, held.id, deadline)
+            if found:
+                log.info("outbox.already_posted", application_id=held.application_id, outbox_id=held.id)
+                return _Result("done")
+            if found is None:  # cannot read the thread (no history scope): post; a doubled line beats none
+                log.warning("outbox.unchecked", application_id=held.application_id, outbox_id=held.id)
+        kwargs: dict[str, Any] = {
+            "channel": thread[0],
+            "thread_ts": thread[1],
+            "text": text,
+            "metadata": {"event_type": LINE_EVENT, "event_payload": {"outbox_id": held.id}},
+        }
         if blocks:
             kwargs["blocks"] = blocks
         if self._call("chat_postMessage", deadline, **kwargs) is None:
             return _Result("retry", "the thread line failed")
         return _Result("done")
 
+    def _line_posted(self, thread: tuple[str, str], outbox_id: int, deadline: float) -> bool | None:
+        """Whether the thread holds the line of outbox row `outbox_id`; None if the thread cannot be read."""
+        cursor: str | None = None
+        for _ in range(MAX_THREAD_PAGES):
+            page = self._call(
+                "conversations_replies",
+                deadline,
+                channel=thread[0],
+                ts=thread[1],
+                include_all_metadata=True,
+                limit=200,
+                **({"cursor": cursor} if cursor else {}),
+            )
+            if page is None:
+                return None
+            for message in page.get("messages") or []:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == LINE_EVENT and payload.get("outbox_id") == outbox_id:
+                    return True
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or not cursor:
+                return False
+        return None
+
     def _deliver_decision(self, held: Held) -> _Result:
         """Update every message about the application (as it stands now, so a late delivery never shows an
         older state), ask managers if the approval still awaits one, and add the decision's audit line to
         the thread. The line goes last: it is the one call that is not safe to repeat."""
         outcome, decision = decision_from_payload(held.payload)
-        # Stop waiting out Slack's 429s well before the lease ends, so that nobody takes the row over while
-        # this delivery may still post its thread line (a Web API call may take up to its HTTP timeout).
-        deadline = (
-            time.monotonic() + (held.token - self.clock()).total_seconds() - LEASE_MARGIN.total_seconds()
-        )
+        deadline = self._deadline(held)
         state = self.decisions.get(held.application_id)
         app = state.application
         with transaction(self.sessions, readonly=True) as session:
             messages = [
                 (m.purpose, m.channel, m.ts) for m in SlackMessageRepository(session).for_application(app.id)
             ]
-        thread = next(((c, t) for p, c, t in messages if p == APPLICATION), None)
+        thread = next(((c, t) for p, c, t in messages if p == APPLICATION and t is not None), None)
         if thread is None and self.analysts_channel and self.clock() - held.created_at < ANNOUNCEMENT_WAIT:
             # The application's own message is not posted yet: it will show this decision when it is, and
             # its poster delivers the audit line right after (the repair pass too, if that poster dies).
@@ -261,14 +315,7 @@ class SlackNotifier:
             if not self.ask_managers(asked, deadline=deadline):
                 return _Result("retry", "a manager's request failed")
         if thread is not None:
-            if time.monotonic() >= deadline:
-                return _Result("retry", "the lease is nearly over")
-            text = decision_thread_text(decision, app)
-            if (
-                self._call("chat_postMessage", deadline, channel=thread[0], thread_ts=thread[1], text=text)
-                is None
-            ):
-                return _Result("retry", "the thread line failed")
+            return self._thread_line(held, thread, decision_thread_text(decision, app), None, deadline)
         return _Result("done")
 
     def _settle(self, held: Held, result: _Result) -> bool:

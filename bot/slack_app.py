@@ -86,9 +86,14 @@ LIFECYCLE_EVENTS: Final = ("app_uninstalled", "tokens_revoked")
 #: Bot scopes requested at install time; ``app.yaml`` must declare exactly these.
 #: ``chat:write.public`` is left out on purpose: the bot is invited to the credit channel once, DMs go
 #: through ``im:write``, and slash-command answers use ``response_url``, which needs no membership.
+#: ``channels:history`` / ``groups:history`` (public / private credit channel) let a redelivered audit line
+#: read its thread back first (``conversations.replies``), so a process killed right after posting one does
+#: not make it appear twice; the bot reads only threads under its own messages.
 BOT_SCOPES: Final = (
     "commands",
     "chat:write",
+    "channels:history",
+    "groups:history",
     "users:read",
     "users:read.email",
     "im:write",

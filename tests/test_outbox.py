@@ -10,6 +10,7 @@ real, `tests/test_reliability.py`).
 # ruff: noqa: F811  (the `desk` fixture is imported from test_slack_approvals and named by each test)
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.decisions.service import Decided
-from bot.notifications import FIRST_RETRY_DELAY, SlackNotifier
+from bot.notifications import FIRST_RETRY_DELAY, LINE_EVENT, SlackNotifier
 from storage.db import transaction
 from storage.models import OutboxMessage
 from storage.repositories.outbox import OUTBOX_LEASE, OutboxRepository
@@ -221,3 +222,72 @@ def test_delivered_rows_are_pruned_after_a_week(desk: Desk, clock: Clock) -> Non
     clock.advance(timedelta(days=8))
     assert notifier(desk).prune_outbox() == 1
     assert rows(desk, app_id) == []
+
+
+class Killed(BaseException):
+    """The process dies (not an error anything catches)."""
+
+
+def die_before_recording(notifier_: SlackNotifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The holder posts and is killed before it records the delivery: the one window a lease cannot close."""
+
+    def killed(*_: Any, **__: Any) -> bool:
+        raise Killed
+
+    monkeypatch.setattr(notifier_, "_settle", killed)
+
+
+def test_a_line_posted_just_before_its_holder_died_is_not_posted_again(
+    desk: Desk, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_id = desk.submit()
+    decided = approve(desk, app_id)
+    with monkeypatch.context() as m:
+        die_before_recording(notifier(desk), m)
+        with pytest.raises(Killed):
+            notifier(desk).deliver(app_id, decided.owed)
+    (line,) = thread_lines(desk, app_id)  # Slack has it; the row does not know
+    assert rows(desk, app_id)[0].done_at is None
+    clock.advance(OUTBOX_LEASE + timedelta(seconds=1))
+    assert notifier(desk).deliver_due() == 1  # reads the thread back, finds its line by metadata
+    assert thread_lines(desk, app_id) == [line]
+    assert desk.slack.calls("conversations.replies")
+    (row,) = rows(desk, app_id)
+    assert row.done_at is not None and row.attempts == 2
+    _, ts = desk.app_message(app_id)
+    (posted,) = [c for c in desk.slack.calls("chat.postMessage") if c.ok and c.args.get("thread_ts") == ts]
+    metadata = posted.args["metadata"]
+    metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+    assert metadata == {"event_type": LINE_EVENT, "event_payload": {"outbox_id": row.id}}
+
+
+def test_without_the_history_scope_a_redelivered_line_is_posted_rather_than_lost(
+    desk: Desk, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace that installed the app before it asked for channels:history: the thread cannot be read
+    back, so the line is posted again (at least once, never lost)."""
+    app_id = desk.submit()
+    decided = approve(desk, app_id)
+    with monkeypatch.context() as m:
+        die_before_recording(notifier(desk), m)
+        with pytest.raises(Killed):
+            notifier(desk).deliver(app_id, decided.owed)
+    desk.slack.fail_next("conversations.replies", error="missing_scope")
+    clock.advance(OUTBOX_LEASE + timedelta(seconds=1))
+    assert notifier(desk).deliver_due() == 1
+    assert len(thread_lines(desk, app_id)) == 2
+    assert rows(desk, app_id)[0].done_at is not None
+
+
+def test_a_failed_first_try_checks_the_thread_and_posts_when_absent(desk: Desk, clock: Clock) -> None:
+    """A call that failed may still have been carried out (a timeout after Slack posted): the retry reads the
+    thread, finds nothing, and posts once."""
+    app_id = desk.submit()
+    decided = approve(desk, app_id)
+    desk.slack.fail_next("chat.postMessage", error="internal_error", status=500)
+    assert notifier(desk).deliver(app_id, decided.owed) == 0
+    clock.advance(FIRST_RETRY_DELAY + timedelta(seconds=1))
+    before = len(desk.slack.calls("conversations.replies"))
+    assert notifier(desk).deliver_due() == 1
+    assert len(desk.slack.calls("conversations.replies")) == before + 1
+    assert len(thread_lines(desk, app_id)) == 1

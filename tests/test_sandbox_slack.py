@@ -495,6 +495,30 @@ def test_post_update_permalink_delete_flow(slack: MockSlackServer, client: WebCl
     assert gone.response["error"] == "message_not_found"
 
 
+def test_conversations_replies_pages_a_thread_with_metadata_on_request(client: WebClient) -> None:
+    channel = DEFAULT_WORKSPACE.channel_id
+    parent = client.chat_postMessage(channel=channel, text="parent")["ts"]
+    client.chat_postMessage(channel=channel, text="elsewhere")  # not in the thread
+    for i in range(3):
+        client.chat_postMessage(
+            channel=channel,
+            thread_ts=parent,
+            text=f"r{i}",
+            metadata={"event_type": "line", "event_payload": {"n": i}},
+        )
+    first = client.conversations_replies(channel=channel, ts=parent, limit=2, include_all_metadata=True)
+    assert [m["text"] for m in first["messages"]] == ["parent", "r0"]
+    assert first["messages"][0]["reply_count"] == 3
+    assert first["messages"][1]["metadata"] == {"event_type": "line", "event_payload": {"n": 0}}
+    assert first["has_more"] is True
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = client.conversations_replies(channel=channel, ts=parent, limit=2, cursor=cursor)
+    assert [m["text"] for m in rest["messages"]] == ["r1", "r2"]
+    assert rest["has_more"] is False and "metadata" not in rest["messages"][0]  # only when asked for
+    missing = api_error(lambda: client.conversations_replies(channel=channel, ts="1.000001"))
+    assert missing.response["error"] == "thread_not_found"
+
+
 def test_post_message_errors_match_slack(slack: MockSlackServer, client: WebClient) -> None:
     def error_of(**json_args: Any) -> str:
         failure = api_error(lambda: client.api_call("chat.postMessage", json=json_args))

@@ -469,6 +469,7 @@ class MockSlackServer:
             "users.lookupByEmail": self._users_lookup_by_email,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
+            "conversations.replies": self._conversations_replies,
             "usergroups.users.list": self._usergroups_users_list,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -1234,6 +1235,41 @@ class MockSlackServer:
                     }
                 }
         raise _ApiError("channel_not_found", f"no channel {channel_id}")
+
+    def _conversations_replies(self, incoming: _Incoming) -> dict[str, Any]:
+        """A thread: its parent then its replies, oldest first, ``limit`` a page (cursor = an offset).
+        Message metadata only with ``include_all_metadata``, as Slack does."""
+        args = incoming.args
+        channel = self._resolve_channel(_opt_str(args, "channel"))
+        ts = _required(args, "ts", error="thread_not_found")
+        parent = self._messages.get((channel, ts))
+        if parent is None:
+            raise _ApiError("thread_not_found", f"no message {ts} in {channel}")
+        replies = sorted(
+            (m for (c, _), m in self._messages.items() if c == channel and m.thread_ts == ts and m.ts != ts),
+            key=lambda m: float(m.ts),
+        )
+        thread = [parent, *replies]
+        try:
+            limit = max(1, min(1000, int(_opt_str(args, "limit") or "1000")))
+            offset = int(_opt_str(args, "cursor") or "0")
+        except ValueError:
+            raise _ApiError("invalid_arguments", "limit and cursor must be integers") from None
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        page = []
+        for m in thread[offset : offset + limit]:
+            message = m.to_dict()
+            if not with_metadata:
+                message.pop("metadata", None)
+            if m.ts == ts and len(thread) > 1:
+                message["reply_count"] = len(thread) - 1
+            page.append(message)
+        more = offset + limit < len(thread)
+        return {
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+        }
 
     def _usergroups_users_list(self, incoming: _Incoming) -> dict[str, Any]:
         group_id = _required(incoming.args, "usergroup")
