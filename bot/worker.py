@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
+import time
 
 import structlog
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker
+from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
 from sqlalchemy.orm import configure_mappers
 
@@ -18,13 +21,38 @@ from bot.scheduler import PeriodicTask, periodic_tasks
 log = structlog.get_logger(__name__)
 
 
+STOP_CHECK_SECONDS = 2
+"""How often an idle threaded worker looks at its stop flag while it waits for a job."""
+
+
 class ThreadWorker(SimpleWorker):
-    """An RQ worker that can live in a thread: no signal handlers, timeouts by timer instead of SIGALRM."""
+    """An RQ worker that can live in a thread: no signal handlers, timeouts by timer instead of SIGALRM, and
+    a stop request honoured while idle (RQ's dequeue loop goes on waiting after each timeout without
+    looking at `_stop_requested`, so an idle worker thread never ended and `credit-desk worker` took its
+    full join time, minutes, to stop on SIGTERM)."""
 
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
         pass
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        if timeout is None:  # burst: one look, no waiting
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        deadline = None if max_idle_time is None else time.monotonic() + max_idle_time
+        while not self._stop_requested:
+            wait = min(timeout, STOP_CHECK_SECONDS)
+            if deadline is not None:
+                wait = max(1, min(wait, math.ceil(deadline - time.monotonic())))
+            # Our own `max_idle_time` makes RQ give up after one wait of `wait` seconds (None: no job).
+            result = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
+            if result is not None:
+                return result
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+        return None  # RQ's loop then ends: the worker stops between jobs
 
 
 def run_worker(container: Container, *, burst: bool = False, threads: int = 1) -> None:
@@ -62,7 +90,7 @@ def run_worker(container: Container, *, burst: bool = False, threads: int = 1) -
 def run_threaded_worker(container: Container, threads: int) -> None:
     """`threads` RQ workers on threads of this process, and the periodic passes, until SIGTERM or SIGINT.
 
-    A warm stop: each worker finishes its job; an idle one notices within its dequeue timeout (15 s).
+    A warm stop: each worker finishes its job; an idle one notices within `STOP_CHECK_SECONDS`.
     """
     stop = threading.Event()
 

@@ -144,6 +144,42 @@ def test_worker_command_runs_queued_jobs(tmp_path: Path) -> None:
     redis.flushdb()
 
 
+def test_threaded_worker_stops_on_sigterm_while_idle(tmp_path: Path) -> None:
+    """`credit-desk worker` with job threads, idle, stops soon after SIGTERM (it used to wait out each
+    thread's 60 s join: RQ's idle wait never looked at the stop flag)."""
+    redis = make_redis(REDIS_URL)
+    try:
+        redis.ping()
+    except Exception as exc:
+        service_unavailable("Redis", exc)
+    redis.flushdb()
+    env = _env(DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}", REDIS_URL=REDIS_URL, WORKER_THREADS="3")
+    log = (tmp_path / "worker.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        job = jobs.queue(redis).enqueue(jobs.record_heartbeat, "idle-then-stop")
+        deadline = time.monotonic() + 60
+        while job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "worker.log").read_text()
+            time.sleep(0.2)
+        assert job.get_status(refresh=True) == "finished"
+        time.sleep(1.0)  # every job thread is back waiting for work
+        proc.terminate()
+        try:
+            code = proc.wait(30)  # a bound, not a timing: the bug made this several minutes
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("the worker did not stop within 30 s of SIGTERM") from None
+        assert code == 0, (tmp_path / "worker.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+        redis.flushdb()
+
+
 def test_worker_command_refuses_fakeredis(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bot", "worker"], env=_env(), cwd=tmp_path, capture_output=True, text=True
