@@ -10,6 +10,10 @@ Why this module exists rather than a bare ``App(...)`` in the container:
   whether Bolt does it while authorizing a request or we do it before a proactive message, goes through
   :class:`LockedTokenRotation`: a Redis lock per ``(enterprise_id, team_id)``, then a re-read of the
   installation, then rotate-and-save only if the re-read row still needs it.
+* **An ack stays sent.** Bolt's thread runner, when a listener raises *after* ``ack()`` (a ``views.open``
+  refused with 429, a database error), sets the ack back to None; if the request thread had not yet seen
+  the ack (it looks every 10 ms), it waits out Slack's 3 s and answers 404 "didn't call ack()".
+  :class:`KeepAcknowledgement` gives every request an :class:`AckOnce`, which refuses that reset.
 * **Retries are not new work.** Slack re-delivers an event it thinks we missed; :class:`EventDeduplication`
   remembers ``event_id`` in Redis (``SET NX EX``) so a repeat is acked without running listeners.
 * **Enough threads.** Bolt's default listener pool has 5 threads; a few slow listeners would starve the
@@ -35,7 +39,7 @@ import redis as redis_lib
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from redis import Redis
-from slack_bolt import App
+from slack_bolt import Ack, App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.middleware import Middleware
@@ -60,8 +64,10 @@ __all__ = [
     "OAUTH_REDIRECT_PATH",
     "OAUTH_STATES_TABLE",
     "SLASH_COMMANDS",
+    "AckOnce",
     "EventDeduplication",
     "InstallationNotFound",
+    "KeepAcknowledgement",
     "LockedTokenRotation",
     "LockingInstallationStoreAuthorize",
     "SlackClients",
@@ -376,6 +382,58 @@ class LockingInstallationStoreAuthorize(InstallationStoreAuthorize):
         return self._rotation.refresh_if_needed(installation)
 
 
+# --------------------------------------------------------------------------- acknowledgement
+
+
+class AckOnce(Ack):
+    """Bolt's ``ack``, except that once a listener has acknowledged, the answer can no longer be taken back.
+
+    Bolt's sync ``ThreadListenerRunner`` runs the listener on the listener pool while the request thread
+    polls ``ack.response`` every 10 ms for up to 3 s. When the listener raises after ``ack()``, the runner's
+    error path sets ``ack.response = None`` ("already acknowledged": slack_bolt/listener/thread_runner.py).
+    A request thread that had not looked yet then never sees the ack: it waits out the 3 s, logs
+    "<listener> didn't call ack()" and Bolt answers 404, although the listener acked first thing. That is
+    what a Details click got while Slack answered ``views.open`` with 429: the refusal comes back in a few
+    milliseconds, inside one polling interval. Here the reset is ignored (and logged); the error itself
+    still reaches the ``@app.error`` handler, and Slack gets the answer the listener gave.
+    """
+
+    def __init__(self) -> None:
+        self._response: BoltResponse | None = None
+        super().__init__()  # type: ignore[no-untyped-call]  # Bolt's Ack.__init__ is unannotated
+
+    @property
+    def response(self) -> BoltResponse | None:
+        return self._response
+
+    @response.setter
+    def response(self, value: BoltResponse | None) -> None:
+        if value is None and self._response is not None:
+            log.info("slack.ack_kept", status=self._response.status)
+            return
+        self._response = value
+
+
+class KeepAcknowledgement(Middleware):
+    """Give each request an :class:`AckOnce` before any listener runs (global middleware are applied
+    before the listener runner reads ``context.ack``)."""
+
+    def process(
+        self,
+        *,
+        req: BoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], BoltResponse],
+    ) -> BoltResponse | None:
+        current = req.context.get("ack")
+        if not isinstance(current, AckOnce):
+            kept = AckOnce()
+            if isinstance(current, Ack) and current.response is not None:
+                kept.response = current.response  # acked by an earlier middleware: keep that answer
+            req.context["ack"] = kept
+        return next()
+
+
 # --------------------------------------------------------------------------- event dedupe
 
 
@@ -567,6 +625,7 @@ def build_bolt_app(
         app = _build_oauth_app(config, engine=engine, redis_client=redis, api_url=api_url, executor=executor)
         # Deletes installations on app_uninstalled / tokens_revoked (slack.md §1.5).
         app.enable_token_revocation_listeners()
+    app.use(KeepAcknowledgement())
     app.use(
         EventDeduplication(redis, ttl_seconds=config.event_dedupe_seconds, key_prefix=config.redis_prefix)
     )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from slack_bolt import App
+from slack_sdk.errors import SlackApiError
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -32,9 +33,12 @@ def register_all(app: App, container: Container) -> None:
     @app.error
     def _log_errors(error: Exception, body: dict[str, Any]) -> None:
         # A malformed or unexpected payload must never take a worker down: log it and move on.
+        # A Slack API refusal (429, expired trigger) says all in its repr; rendering its traceback on a
+        # listener thread only costs CPU (with the console renderer, rich tracebacks took seconds of GIL
+        # during a 429 storm and held other listeners past their 3 s to ack).
         log.error(
             "slack.listener_error",
             error=repr(error),
             payload_type=body.get("type"),
-            exc_info=error,
+            exc_info=None if isinstance(error, SlackApiError) else error,
         )

@@ -18,7 +18,7 @@ from blocks.metadata import MetadataError, load_modal
 from blocks.text import user, when
 from bot.decisions.policy import Actor, Role
 from bot.decisions.service import Decided, DecisionView, InvalidDecision, NotAllowed, NotFound, Outcome
-from handlers.common import button_application_id, tell
+from handlers.common import button_application_id, open_modal, tell
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -94,7 +94,7 @@ def register(app: App, container: Container) -> None:
             if approve
             else reject_modal(state.application, as_manager=as_manager)
         )
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        open_modal(body, respond, client, view)
 
     @app.action(ActionId.APPROVE)
     def approve_clicked(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
@@ -140,9 +140,7 @@ def register(app: App, container: Container) -> None:
         except NotFound as exc:
             tell(body, respond, client, str(exc))
             return
-        client.views_open(
-            trigger_id=body["trigger_id"], view=details_modal(state.application, state.decisions)
-        )
+        open_modal(body, respond, client, details_modal(state.application, state.decisions))
 
     def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, approve: bool) -> None:
         try:

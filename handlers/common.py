@@ -1,17 +1,21 @@
-"""What every interactive listener needs: answer where the click happened, read our button values."""
+"""What every interactive listener needs: answer where the click happened, read our button values, open a
+modal."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import structlog
 from slack_bolt import Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from blocks.metadata import MetadataError, load_ref
 
 log = structlog.get_logger(__name__)
 STALE_BUTTON = "That button no longer works. Try `/credit show <id>`."
+MODAL_NOT_OPENED = "Slack did not open that window (it is busy right now). Click again in a moment."
 
 
 def tell(body: dict[str, Any], respond: Respond | None, client: WebClient, text: str) -> None:
@@ -30,3 +34,29 @@ def button_application_id(body: dict[str, Any], respond: Respond | None, client:
         log.warning("slack.bad_button_value", action=(body.get("actions") or [{}])[0].get("action_id"))
         tell(body, respond, client, STALE_BUTTON)
         return None
+
+
+def open_modal(
+    body: dict[str, Any], respond: Respond | None, client: WebClient, view: dict[str, Any]
+) -> bool:
+    """Open ``view`` for the click in ``body``; False if Slack refused (logged, and the person told if Slack
+    lets us).
+
+    A refused ``views.open`` is expected now and then: Slack answers 429 when the app opens too many modals,
+    and a ``trigger_id`` dies 3 s after the click. Nothing is owed afterwards (the trigger cannot be used
+    again; the person clicks again), so it is a warning, not a listener error.
+    """
+    try:
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        response = exc.response
+        log.warning(
+            "slack.modal_not_opened",
+            callback_id=view.get("callback_id"),
+            error=response.get("error") if response is not None else str(exc)[:200],
+            status=response.status_code if response is not None else None,
+        )
+        with contextlib.suppress(SlackApiError):  # Slack may be refusing our messages too
+            tell(body, respond, client, MODAL_NOT_OPENED)
+        return False
+    return True

@@ -677,6 +677,7 @@ def slack_429(
         s.slack.rate_limit(RATE_LIMITED, storm_seconds, retry_after=retry_after)
         outcomes: dict[int, str] = {}
         answers: Counter[str] = Counter()
+        refused: list[str] = []
         lock = threading.Lock()
 
         def act(n: int) -> int | None:
@@ -687,13 +688,19 @@ def slack_429(
                 if n < decisions:
                     app_id = first[n]
                     body = approve_body(app_id) if n % 2 == 0 else reject_body(app_id)
+                    kind = "decision submission"
                     with lock:
                         outcomes[app_id] = "approved" if n % 2 == 0 else "rejected"
                 else:
                     body = details_body(first[(n - decisions) % len(first)])
+                    kind = "Details click"
+                clock = time.monotonic()
                 r = c.post("/slack/events", content=body, headers=signed_headers(body))
+                took = time.monotonic() - clock
                 with lock:
-                    answers[str(r.status_code)] += 1
+                    answers[f"{kind} {r.status_code}"] += 1
+                    if r.status_code != 200:
+                        refused.append(f"{kind} answered {r.status_code} after {took:.1f} s")
                 return None
 
         with ThreadPoolExecutor(clients) as pool:
@@ -716,12 +723,13 @@ def slack_429(
             duplicated=t.duplicated,
             unit="Slack messages",
             seconds=time.monotonic() - started,
-            problems=t.problems,
+            problems=refused + t.problems,
         )
         out.notes = {
             "429s served": t.refused_429,
             "storm": f"{storm_seconds:g} s, Retry-After {retry_after} s",
-            "/slack/events answers": dict(answers),
+            "/slack/events answers": dict(sorted(answers.items())),
+            "clicks not answered 200": len(refused),
             "Details modals opened": f"{opened} of {details} (a refused trigger is not owed)",
         }
         return out

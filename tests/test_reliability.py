@@ -5,7 +5,8 @@ duplicated; lost and duplicated must be 0:
 
 * **Slack 429s**: the mock Slack Web API answers 429 with ``Retry-After`` for a while on
   ``chat.postMessage``, ``chat.update`` and ``views.open`` while applications arrive and are
-  decided through ``/slack/events``; every announcement, message update and thread line the app
+  decided through ``/slack/events``, and Details is clicked; every decision and every click is
+  answered 200 during the storm, and every announcement, message update and thread line the app
   owes arrives afterwards, exactly once;
 * **web processes SIGKILLed**: ``credit-desk serve`` (gunicorn, several workers, PostgreSQL, a
   private Redis) takes signed link and pick submissions ("Sync") while its workers are killed;
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,8 @@ def show(capsys: pytest.CaptureFixture[str], line: str, problems: list[str]) -> 
 
 SLACK_429_SECONDS = 3.0
 RATE_LIMITED = ("chat.postMessage", "chat.update", "views.open")
+DETAILS_CLIENTS = 4  # analysts clicking Details during the storm, each ...
+DETAILS_CLICKS = 5  # ... this many times in a row
 
 
 @pytest.fixture
@@ -118,19 +122,28 @@ def test_slack_429s_delay_messages_but_lose_and_double_none(
     arriving = [submit(container, f"rl-late-{n}") for n in range(4)]  # announced during the storm
     decisions: dict[int, str] = {}
     answers: list[int] = []
-    with background(lambda: run_jobs(container), "jobs"):
+
+    def click_details() -> list[int]:
+        # Details while views.open is refused: the listener acks, then views.open fails within milliseconds.
+        # That failure used to escape the listener: Bolt then took the ack back and the click got a 404
+        # after 3 s (bot.slack_app.AckOnce), and rendering the tracebacks on the listener threads kept the
+        # decisions' listeners from acking within 3 s (handlers.common.open_modal now logs a warning).
+        got = []
+        for n in range(DETAILS_CLICKS):
+            body = details_body(decided[n % len(decided)])
+            got.append(http.post("/slack/events", content=body, headers=signed_headers(body)).status_code)
+        return got
+
+    with background(lambda: run_jobs(container), "jobs"), ThreadPoolExecutor(DETAILS_CLIENTS) as clickers:
+        details = [clickers.submit(click_details) for _ in range(DETAILS_CLIENTS)]
         for n, app_id in enumerate(decided):
             body = approve_body(app_id) if n % 2 == 0 else reject_body(app_id)
             decisions[app_id] = "approved" if n % 2 == 0 else "rejected"
             answers.append(http.post("/slack/events", content=body, headers=signed_headers(body)).status_code)
-        details = details_body(decided[0])
-        answer = http.post("/slack/events", content=details, headers=signed_headers(details))
-        details_answer = answer.status_code
+        details_answers = [status for f in details for status in f.result()]
     assert answers == [200] * len(decided)  # every decision is answered during the storm
-    # A Details click during the storm (its views.open is refused; nothing is owed) is sometimes answered 404
-    # by Bolt ("didn't call ack()" within 3 s) although the listener acks first: an open finding, see
-    # benchmarks/README.md (Reliability). It is reported, not hidden; what this test guards is below.
-    print(f"Details click during the storm answered {details_answer}")
+    assert details_answers == [200] * DETAILS_CLIENTS * DETAILS_CLICKS  # and every Details click
+    assert slack.rate_limited("views.open") > 0, "no Details click met the storm: the test tested nothing"
 
     owed = 6 + 4 + 2 * len(decisions)
 
