@@ -386,24 +386,32 @@ def connections_to(admin_url: str, database: str) -> int:
 # ---- worker processes ---------------------------------------------------------------------------
 
 
+def emulator_settings(netsuite_url: str) -> dict[str, str]:
+    """Settings (lower-case names, as ``Settings`` takes them) for a client of the NetSuite emulator at
+    ``netsuite_url``. The emulator runs without authentication; the TBA values only satisfy the client's
+    settings."""
+    return {
+        "netsuite_account_id": ACCOUNT,
+        "netsuite_base_url": netsuite_url,
+        "netsuite_auth_mode": "tba",
+        "netsuite_tba_consumer_key": "ck",
+        "netsuite_tba_consumer_secret": "cs",
+        "netsuite_tba_token_id": "tk",
+        "netsuite_tba_token_secret": "ts",
+        "netsuite_subsidiary_id": "1",
+        "netsuite_contact_role_id": "2",
+    }
+
+
 def worker_env(database_url: str, redis_url: str, netsuite_url: str, **extra: str) -> dict[str, str]:
     """The environment of a ``credit-desk worker`` (or ``serve``) talking to our Redis, database
-    and emulator. The emulator runs without authentication; the TBA values only satisfy the
-    client's settings."""
+    and emulator (:func:`emulator_settings`)."""
     env = base_env()
+    env.update({name.upper(): value for name, value in emulator_settings(netsuite_url).items()})
     env.update(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         FEDERAL_ID_KEY=TEST_FEDERAL_ID_KEY,
-        NETSUITE_ACCOUNT_ID=ACCOUNT,
-        NETSUITE_BASE_URL=netsuite_url,
-        NETSUITE_AUTH_MODE="tba",
-        NETSUITE_TBA_CONSUMER_KEY="ck",
-        NETSUITE_TBA_CONSUMER_SECRET="cs",
-        NETSUITE_TBA_TOKEN_ID="tk",
-        NETSUITE_TBA_TOKEN_SECRET="ts",
-        NETSUITE_SUBSIDIARY_ID="1",
-        NETSUITE_CONTACT_ROLE_ID="2",
         NETSUITE_READ_TIMEOUT_SECONDS="10",
         SYNC_LEASE_SECONDS=str(LEASE_SECONDS),
         SYNC_RECONCILE_SECONDS=str(RECONCILE_SECONDS),

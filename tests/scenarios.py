@@ -39,7 +39,6 @@ from storage.db import transaction
 from storage.models import Decision, OutboxMessage, SyncRequest, SyncStatus
 from tests.conftest import TEST_FEDERAL_ID_KEY, make_settings, valid_application
 from tests.harness import (
-    ACCOUNT,
     ANALYST,
     ANALYST_ID,
     INTAKE_TOKEN,
@@ -55,6 +54,7 @@ from tests.harness import (
     approve_body,
     connections_to,
     details_body,
+    emulator_settings,
     existing_customers,
     plan_applications,
     redis_server_binary,
@@ -169,15 +169,7 @@ def stack(
                 database_url=database_url,
                 redis_url=redis_server.url,
                 federal_id_key=TEST_FEDERAL_ID_KEY,
-                netsuite_account_id=ACCOUNT,
-                netsuite_base_url=ns.url,
-                netsuite_auth_mode="tba",
-                netsuite_tba_consumer_key="ck",
-                netsuite_tba_consumer_secret="cs",
-                netsuite_tba_token_id="tk",
-                netsuite_tba_token_secret="ts",
-                netsuite_subsidiary_id="1",
-                netsuite_contact_role_id="2",
+                **emulator_settings(ns.url),
                 default_terms="Net 30,Net 45",
                 sync_lease_seconds=LEASE_SECONDS,
                 log_level="WARNING",
