@@ -1,8 +1,8 @@
 """Reliability suite (issue #7): processes killed, servers restarted, NetSuite and Slack misbehaving,
 and minutes of load -- each run counts what was requested, completed, lost and duplicated.
 
-    python benchmarks/reliability.py [--scenario all|web-kill|pg-restart|ns-faults|slack-429|load]
-                                     [--minutes 3] [--scale 1.0]
+    python benchmarks/reliability.py [--scenario all|web-kill|worker-kill|redis-restart|pg-restart|ns-faults|
+                                                 slack-429|load] [--minutes 3] [--scale 1.0]
 
 Run it through the shared lock: ``flock /tmp/credit-desk-bench.lock python benchmarks/reliability.py``.
 
@@ -16,6 +16,9 @@ each one's exact description; ``tests/test_reliability.py`` runs short versions 
 * ``web-kill``: gunicorn workers SIGKILLed every 1.5 s while analysts request syncs through
   signed Slack link and pick submissions and approve applications; unanswered submissions are
   sent again; a second row counts the Slack messages the approvals owe;
+* ``worker-kill``: ``credit-desk worker`` processes (one threaded, one forking) SIGKILLed mid-sync
+  every 1.5 s and started again;
+* ``redis-restart``: the ``redis-server`` (no persistence) restarted while syncs are queued and run;
 * ``pg-restart``: the cluster restarted (``-m fast``) and crashed (``-m immediate``, 2 s down)
   five times while syncs are requested and run, each time with a NetSuite request on the wire;
 * ``ns-faults``: 429 storms, 500s, dropped connections, writes held past the read timeout, slow
@@ -46,7 +49,7 @@ from tests import scenarios
 from tests.harness import PostgresCluster, postgres_bin_dir
 from tests.scenarios import Outcome
 
-SCENARIOS = ("web-kill", "pg-restart", "ns-faults", "slack-429", "load")
+SCENARIOS = ("web-kill", "worker-kill", "redis-restart", "pg-restart", "ns-faults", "slack-429", "load")
 
 
 def run_scenario(name: str, cluster: PostgresCluster, work: Path, args: argparse.Namespace) -> list[Outcome]:
@@ -69,6 +72,30 @@ def run_scenario(name: str, cluster: PostgresCluster, work: Path, args: argparse
             max_kills=n(40),
             settle_seconds=300,
         )
+    if name == "worker-kill":
+        return [
+            scenarios.worker_kill(
+                cluster.create_database(),
+                workdir,
+                syncs=n(200),
+                latency_ms=150.0,
+                kill_every=1.5,
+                max_kills=n(20),
+                settle_seconds=300,
+            )
+        ]
+    if name == "redis-restart":
+        return [
+            scenarios.redis_restart(
+                cluster.create_database(),
+                workdir,
+                syncs=n(200),
+                latency_ms=100.0,
+                restarts=n(6),
+                every=3.0,
+                settle_seconds=300,
+            )
+        ]
     if name == "pg-restart":
         return [
             scenarios.pg_restart(

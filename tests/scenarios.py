@@ -36,7 +36,7 @@ from bot.sandbox.slack_api import MockSlackServer, SlackUser
 from netsuite.emulator import EmulatorServer
 from netsuite.emulator.faults import FaultRule
 from storage.db import transaction
-from storage.models import Decision, OutboxMessage, SyncRequest, SyncStatus
+from storage.models import AuditEvent, Decision, OutboxMessage, SyncRequest, SyncStatus
 from tests.conftest import TEST_FEDERAL_ID_KEY, make_settings, valid_application
 from tests.harness import (
     ANALYST,
@@ -723,6 +723,152 @@ def slack_429(
             "/slack/events answers": dict(sorted(answers.items())),
             "clicks not answered 200": len(refused),
             "Details modals opened": f"{opened} of {details} (a refused trigger is not owed)",
+        }
+        return out
+
+
+# ---- 6. job workers SIGKILLed, Redis restarted ---------------------------------------------------------
+
+
+def _syncs_outcome(name: str, s: Stack, requested: list[Requested], started: float, settled: bool) -> Outcome:
+    t = tally(s.container, s.ns, requested)
+    out = Outcome(
+        name,
+        requested=t.requested,
+        completed=t.completed,
+        lost=t.lost,
+        duplicated=t.duplicated,
+        seconds=time.monotonic() - started,
+        problems=list(t.problems),
+    )
+    if not settled:
+        out.problems.append(f"not settled: {statuses(s.container, [r.sync_id for r in requested])}")
+    with transaction(s.container.sessions, readonly=True) as session:
+        attempts = session.scalars(
+            select(SyncRequest.attempts).where(SyncRequest.id.in_([r.sync_id for r in requested]))
+        ).all()
+        actions = Counter(
+            session.scalars(
+                select(AuditEvent.action).where(
+                    AuditEvent.entity_type == "sync",
+                    AuditEvent.entity_id.in_([str(r.sync_id) for r in requested]),
+                    AuditEvent.action.in_(["sync.reclaimed", "sync.retry_scheduled", "sync.failed"]),
+                )
+            ).all()
+        )
+        errors = Counter(
+            (e or "")[:60]
+            for e in session.scalars(
+                select(SyncRequest.last_error).where(SyncRequest.id.in_([r.sync_id for r in requested]))
+            ).all()
+            if e
+        )
+    out.notes["syncs needing >1 attempt"] = sum(1 for a in attempts if a > 1)
+    out.notes["retries"] = dict(actions) or "none"
+    if errors:
+        out.notes["last errors"] = dict(errors.most_common(3))
+    return out
+
+
+def worker_kill(
+    database_url: str,
+    workdir: Path,
+    *,
+    syncs: int = 40,
+    latency_ms: float = 150.0,
+    kill_every: float = 1.5,
+    max_kills: int = 6,
+    lease_seconds: float = 100.0,
+    concurrency_limit: int = 20,
+    settle_seconds: float = 300.0,
+) -> Outcome:
+    """``syncs`` syncs (half new customers, half existing) are requested and run by two ``credit-desk
+    worker`` processes -- one with 4 job threads, one forking a work horse per job -- against a NetSuite
+    emulator answering in ``latency_ms``, while a worker is SIGKILLed (with its horse) every
+    ``kill_every`` seconds, ``max_kills`` times, each time mid-sync with NetSuite requests on the wire, and
+    a new one of the same kind is started, as a supervisor does. A killed sync stays ``running`` until its
+    lease (``SYNC_LEASE_SECONDS=lease_seconds``) runs out, then is tried again and must find NetSuite's
+    state first. Every sync must complete once: no second customer, contact or address line.
+
+    A killed worker also keeps the NetSuite slots it held (``NETSUITE_CONCURRENCY_LIMIT``, a lease
+    semaphore in Redis) until their lease (90 s) runs out; the sync lease must be longer than that, or
+    jobs waiting for a slot run into their job timeout (the sync lease) and use up their attempts. So the
+    lease here is production-like, and the account gets ``concurrency_limit`` slots so that a run of
+    kills does not stall it for the slots' 90 s."""
+    started = time.monotonic()
+    new, existing_count = split(syncs)
+    with stack(
+        database_url, workdir, customers=customers_for(existing_count), latency_ms=latency_ms,
+        worker_processes=0, concurrency_cap=concurrency_limit,
+        extra_env={
+            "SYNC_LEASE_SECONDS": str(lease_seconds),
+            "NETSUITE_CONCURRENCY_LIMIT": str(concurrency_limit),
+        },
+    ) as s:  # fmt: skip
+        requested = request_syncs(
+            s.container, "workerkill", new, existing_customers(s.container, existing_count)
+        )
+        kinds = {id(s.workers.start(4)): 4, id(s.workers.start(1)): 1}
+        kills = horses = in_flight = 0
+        while kills < max_kills and not all_final(s.container, requested):
+            time.sleep(random.uniform(0.5, 1.5) * kill_every)
+            alive = s.workers.alive()
+            if not alive:
+                break
+            victim = random.choice(alive)
+            in_flight += statuses(s.container, [r.sync_id for r in requested])[SyncStatus.RUNNING.value]
+            horses += len(victim.kill())
+            kills += 1
+            replacement = s.workers.start(kinds.get(id(victim), 4))
+            kinds[id(replacement)] = kinds.get(id(victim), 4)
+        settled = s.settle(requested, settle_seconds)
+        out = _syncs_outcome("worker-kill", s, requested, started, settled)
+        out.notes = {
+            "workers killed": kills,
+            "work horses killed with them": horses,
+            "syncs running at the kills (sum)": in_flight,
+            **out.notes,
+        }
+        return out
+
+
+def redis_restart(
+    database_url: str,
+    workdir: Path,
+    *,
+    syncs: int = 40,
+    latency_ms: float = 100.0,
+    restarts: int = 3,
+    every: float = 2.0,
+    settle_seconds: float = 120.0,
+) -> Outcome:
+    """``syncs`` syncs are requested (each queued as an RQ job) and run by two ``credit-desk worker``
+    processes while the ``redis-server`` -- no persistence, as in production without AOF -- is restarted
+    ``restarts`` times, ``every`` seconds apart: every queued job is lost each time, and workers whose
+    Redis connection breaks mid-job quit and are started again (a supervisor's ``Restart=always``). The
+    sync rows are the truth: the reconcile pass queues due rows that have no live job again. Every sync
+    must complete once."""
+    started = time.monotonic()
+    new, existing_count = split(syncs)
+    with stack(
+        database_url, workdir, customers=customers_for(existing_count), latency_ms=latency_ms,
+        worker_processes=2,
+    ) as s:  # fmt: skip
+        requested = request_syncs(
+            s.container, "redisrestart", new, existing_customers(s.container, existing_count)
+        )
+        done = 0
+        for _ in range(restarts):
+            time.sleep(random.uniform(0.5, 1.5) * every)
+            s.redis.restart()
+            done += 1
+            s.workers.supervise()
+        settled = s.settle(requested, settle_seconds)
+        out = _syncs_outcome("redis-restart", s, requested, started, settled)
+        out.notes = {
+            "Redis restarts": done,
+            "workers that quit and were started again": len(s.workers.exits),
+            **out.notes,
         }
         return out
 
