@@ -26,7 +26,7 @@ from bot.decisions.policy import ApprovalPolicy, GroupMembers, Role, RoleDirecto
 from bot.decisions.service import DecisionService
 from bot.federal_id import FederalIdCipher, generate_key, load_or_create_key_file
 from bot.notifications import SlackNotifier, SlackSyncObserver
-from bot.observability import Metrics
+from bot.observability import Metrics, OutboxCollector
 from bot.settings import Settings
 from bot.slack_app import SlackClients, SlackConfig, build_bolt_app, build_slack_clients
 from bot.slack_directory import SlackGroupMembers
@@ -36,8 +36,10 @@ from bot.utilization.service import SlackEmails, UtilizationOptions, Utilization
 from netsuite.client import NetSuiteClient
 from netsuite.factory import build_client
 from storage import migrate
-from storage.db import make_engine, make_session_factory
+from storage.db import make_engine, make_session_factory, transaction
 from storage.redis import make_redis
+from storage.repositories.outbox import OutboxRepository
+from storage.types import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +96,16 @@ class Container:
                 close()
         self.engine.dispose()
         self.redis.close()
+
+
+def outbox_backlog(sessions: sessionmaker[Session]) -> Callable[[], tuple[int, float]]:
+    """The outbox's backlog (rows owed, age of the oldest), read for each metrics scrape."""
+
+    def read() -> tuple[int, float]:
+        with transaction(sessions, readonly=True) as session:
+            return OutboxRepository(session).backlog(now=utcnow())
+
+    return read
 
 
 def federal_id_cipher(settings: Settings) -> FederalIdCipher | None:
@@ -245,7 +257,7 @@ def build_container(settings: Settings, *, migrate_now: bool | None = None) -> C
         engine=engine,
         sessions=sessions,
         redis=redis_client,
-        metrics=Metrics(),
+        metrics=Metrics(collectors=(OutboxCollector(outbox_backlog(sessions)),)),
         cipher=cipher,
         applications=applications,
         slack_client=slack_client,

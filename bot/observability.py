@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = structlog.get_logger(__name__)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -59,8 +64,12 @@ class Metrics:
     adds them up through `MultiProcessCollector`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, collectors: tuple[Collector, ...] = ()) -> None:
+        """`collectors` compute gauges when scraped (from the database: the same in every process)."""
+        self.collectors = collectors
         self.registry = CollectorRegistry(auto_describe=True)
+        for collector in collectors:
+            self.registry.register(collector)
         self.http_requests = Counter(
             "credit_desk_http_requests_total",
             "HTTP requests answered, by route and status.",
@@ -86,5 +95,30 @@ class Metrics:
         if multiprocess_dir() is not None:
             registry = CollectorRegistry()
             prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            for collector in self.collectors:
+                registry.register(collector)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class OutboxCollector(Collector):
+    """What the outbox still owes Slack, read when scraped: how many rows, and how long the oldest has
+    waited. A count that grows, or an age past a few minutes, means updates are not reaching Slack."""
+
+    def __init__(self, read: Callable[[], tuple[int, float]]) -> None:
+        self.read = read  # () -> (pending rows, age of the oldest in seconds)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            pending, oldest = self.read()
+        except Exception as exc:  # a scrape must not fail because the database is away
+            log.warning("metrics.outbox_unreadable", error=str(exc).splitlines()[0][:200])
+            return
+        yield GaugeMetricFamily(
+            "credit_desk_outbox_pending", "Slack updates owed and not yet delivered (outbox rows).", pending
+        )
+        yield GaugeMetricFamily(
+            "credit_desk_outbox_oldest_pending_seconds",
+            "How long the oldest undelivered Slack update has waited (0 when none).",
+            oldest,
+        )

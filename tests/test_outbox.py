@@ -291,3 +291,33 @@ def test_a_failed_first_try_checks_the_thread_and_posts_when_absent(desk: Desk, 
     assert notifier(desk).deliver_due() == 1
     assert len(desk.slack.calls("conversations.replies")) == before + 1
     assert len(thread_lines(desk, app_id)) == 1
+
+
+def test_metrics_show_what_the_outbox_still_owes(desk: Desk, clock: Clock) -> None:
+    def gauges() -> dict[str, float]:
+        body = desk.http.get("/metrics").text
+        found = {}
+        for line in body.splitlines():
+            if line.startswith("credit_desk_outbox_"):
+                name, value = line.split(" ")
+                found[name] = float(value)
+        return found
+
+    assert gauges() == {"credit_desk_outbox_pending": 0.0, "credit_desk_outbox_oldest_pending_seconds": 0.0}
+    app_id = desk.submit()
+    decided = approve(desk, app_id)  # committed, not delivered
+    seen = gauges()
+    assert seen["credit_desk_outbox_pending"] == 1.0
+    assert seen["credit_desk_outbox_oldest_pending_seconds"] >= 0.0
+    notifier(desk).deliver(app_id, decided.owed)
+    assert gauges()["credit_desk_outbox_pending"] == 0.0
+
+
+def test_a_scrape_without_a_database_still_answers() -> None:
+    from bot.observability import Metrics, OutboxCollector
+
+    def broken() -> tuple[int, float]:
+        raise RuntimeError("database unreachable")
+
+    body = Metrics(collectors=(OutboxCollector(broken),)).exposition().decode()
+    assert "credit_desk_outbox_pending" not in body and "credit_desk_http_requests_total" in body

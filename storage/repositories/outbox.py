@@ -9,7 +9,7 @@ act while the row is still the caller's, so a holder that was overtaken changes 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
@@ -47,6 +47,10 @@ _FINISH = (
     .where(_C.id == bindparam("row_id"), _PENDING, _C.due_at == bindparam("token"))
     .values(done_at=bindparam("now"), error=bindparam("error"))
 )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,15 @@ class OutboxRepository:
 
     def pending_count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(_OUTBOX).where(_PENDING)) or 0)
+
+    def backlog(self, *, now: datetime) -> tuple[int, float]:
+        """(rows not yet delivered, seconds the oldest of them has waited): one indexed read."""
+        row = self.session.execute(
+            select(func.count(), func.min(_C.created_at)).select_from(_OUTBOX).where(_PENDING)
+        ).one()
+        count, oldest = cast(tuple[int | None, datetime | None], tuple(row))
+        waited = 0.0 if oldest is None else max(0.0, (now - _aware(oldest)).total_seconds())
+        return int(count or 0), waited
 
     def prune(self, *, done_before: datetime) -> int:
         """Delete rows delivered before `done_before`; the audit table keeps the history."""
