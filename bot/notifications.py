@@ -32,9 +32,10 @@ from bot.decisions.policy import Role, RoleDirectory
 from bot.decisions.service import DecisionOutcome, DecisionService, Outcome, decision_from_payload
 from bot.sync.service import SyncRequestView, request_view
 from storage.db import retry_transient, transaction
-from storage.models import OutboxKind, SyncRequest
+from storage.models import OutboxKind
 from storage.repositories.outbox import OUTBOX_LEASE, Held, OutboxRepository
 from storage.repositories.slack_messages import SlackMessageRepository
+from storage.repositories.sync import SyncRepository
 from storage.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -200,7 +201,7 @@ class SlackNotifier:
         """A line in the application's thread: a sync was requested, or how it ended."""
         sync_id = int(held.payload["sync_id"])
         with transaction(self.sessions, readonly=True) as session:
-            row = session.get(SyncRequest, sync_id)
+            row = SyncRepository(session).get(sync_id)
             view = request_view(session, row) if row is not None else None
         if view is None:
             return _Result("give_up", f"sync {sync_id} no longer exists")
@@ -401,9 +402,6 @@ class SlackNotifier:
         if blocks:
             kwargs["blocks"] = blocks
         return self._call("chat_postMessage", None, **kwargs) is not None
-
-    def sync_requested(self, sync: SyncRequestView, *, scheduled: bool) -> None:
-        self.post_in_thread(sync.application_id, sync_requested_text(sync, scheduled))
 
     def sync_finished(self, sync: SyncRequestView, outcome: str) -> None:
         text = SYNC_RESULT_TEXT.get(outcome, "The NetSuite sync failed")
