@@ -332,25 +332,18 @@ class SlackNotifier:
                 if result.status == "wait":
                     repo.retry_at(held, now + WAIT_RETRY, error=result.why or "waiting", count=False)
                     return False
-                if result.status == "give_up" or held.attempts >= self.outbox_max_attempts:
-                    log.error(
-                        "outbox.gave_up",
-                        application_id=held.application_id,
-                        outbox_id=held.id,
-                        attempts=held.attempts,
-                        error=result.why,
-                    )
-                    repo.finish(held, now=now, error=f"gave up after {held.attempts} attempts: {result.why}")
-                    return True
-                retry = now + min(MAX_RETRY_DELAY, FIRST_RETRY_DELAY * 2 ** (held.attempts - 1))
-                log.warning(
-                    "outbox.retry",
+                about = log.bind(
                     application_id=held.application_id,
                     outbox_id=held.id,
                     attempts=held.attempts,
                     error=result.why,
-                    at=retry.isoformat(),
                 )
+                if result.status == "give_up" or held.attempts >= self.outbox_max_attempts:
+                    about.error("outbox.gave_up")
+                    repo.finish(held, now=now, error=f"gave up after {held.attempts} attempts: {result.why}")
+                    return True
+                retry = now + min(MAX_RETRY_DELAY, FIRST_RETRY_DELAY * 2 ** (held.attempts - 1))
+                about.warning("outbox.retry", at=retry.isoformat())
                 repo.retry_at(held, retry, error=result.why or "failed")
                 return False
 

@@ -425,14 +425,23 @@ def worker_env(database_url: str, redis_url: str, netsuite_url: str, **extra: st
     return env
 
 
-def slack_env(slack_api_url: str, **extra: str) -> dict[str, str]:
-    """Settings pointing a process at a mock Slack Web API (one workspace, our signing secret)."""
+def slack_settings(slack_api_url: str) -> dict[str, str]:
+    """Settings (lower-case names, as ``Settings`` takes them) for one workspace on a mock Slack Web API:
+    our bot token and signing secret, one analyst, the analysts' channel."""
     return {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack_api_url,
-        "ANALYSTS": ANALYST_ID,
-        "ANALYSTS_CHANNEL": CHANNEL,
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack_api_url,
+        "analysts": ANALYST_ID,
+        "analysts_channel": CHANNEL,
+    }
+
+
+def slack_env(slack_api_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a process on a mock Slack Web API (:func:`slack_settings`), with the intake API
+    open and no manager band."""
+    return {
+        **{name.upper(): value for name, value in slack_settings(slack_api_url).items()},
         "ANALYST_APPROVAL_LIMIT": "1000000",
         "INTAKE_API_TOKEN": INTAKE_TOKEN,
         "INTAKE_RATE_LIMIT": "0",
@@ -825,7 +834,9 @@ class SlackSyncRequester:
             "private_metadata": json.dumps({"a": planned.application_id}, separators=(",", ":")),
             "blocks": [],
         }
-        linked = self._submit(link_view, link_values(planned.mode, planned.customer_id), out)
+        linked = self._submit(
+            link_view, link_values(planned.mode, planned.customer_id, confirm_new=True), out
+        )
         if linked is None:
             return out
         answer = (
@@ -848,7 +859,9 @@ class SlackSyncRequester:
         return out
 
 
-def link_values(mode: str, customer: int | None) -> dict[str, Any]:
+def link_values(mode: str, customer: int | None = None, confirm_new: bool = False) -> dict[str, Any]:
+    """The "Link to NetSuite Record" modal's state: ``mode`` (new or existing), the chosen customer, and
+    whether "Yes, a new customer" is ticked."""
     return {
         BlockId.LINK_MODE: {
             ActionId.LINK_MODE: {"type": "radio_buttons", "selected_option": {"value": mode}}
@@ -859,9 +872,11 @@ def link_values(mode: str, customer: int | None) -> dict[str, Any]:
                 "selected_option": {"value": str(customer)} if customer else None,
             }
         },
-        # "Yes, a new customer" ticked: the names here are made up, no duplicate warning expected.
         BlockId.LINK_CONFIRM_NEW: {
-            ActionId.LINK_CONFIRM_NEW: {"type": "checkboxes", "selected_options": [{"value": "yes"}]}
+            ActionId.LINK_CONFIRM_NEW: {
+                "type": "checkboxes",
+                "selected_options": [{"value": "yes"}] if confirm_new else [],
+            }
         },
     }
 
@@ -1075,6 +1090,15 @@ class SlackTally:
         )
 
 
+def announcement_of(call: Any) -> int | None:
+    """The application a recorded ``chat.postMessage`` announced, or None if it is not an announcement
+    (a thread line, a DM, a manager's request)."""
+    text = str(call.args.get("text") or "")
+    if call.args.get("thread_ts") or not text.startswith("Credit application #"):
+        return None
+    return int(text.removeprefix("Credit application #").split(" ", 1)[0])
+
+
 def slack_tally(slack: Any, applications: Iterable[int], decisions: dict[int, str]) -> SlackTally:
     """Count deliveries in ``slack`` (a :class:`bot.sandbox.slack_api.MockSlackServer`) for
     ``applications`` (each owed an announcement) and ``decisions`` (application id -> the status
@@ -1085,11 +1109,9 @@ def slack_tally(slack: Any, applications: Iterable[int], decisions: dict[int, st
     updates = [c for c in slack.calls("chat.update") if c.ok]
     announced: dict[int, list[Any]] = {}
     for c in posts:
-        text = str(c.args.get("text") or "")
-        if c.args.get("thread_ts") or not text.startswith("Credit application #"):
-            continue
-        app_id = int(text.removeprefix("Credit application #").split(" ", 1)[0])
-        announced.setdefault(app_id, []).append(c)
+        app_id = announcement_of(c)
+        if app_id is not None:
+            announced.setdefault(app_id, []).append(c)
     for app_id in applications:
         t.requested += 1
         found = announced.get(app_id, [])

@@ -51,6 +51,7 @@ from tests.harness import (
     WebServer,
     WorkerPool,
     all_final,
+    announcement_of,
     approve_body,
     connections_to,
     details_body,
@@ -486,11 +487,7 @@ def pg_restart(
         out.notes["readyz after"] = ready.status_code
         if ready.status_code != 200:
             out.problems.append(f"/readyz answered {ready.status_code}: {ready.text[:200]}")
-        with transaction(s.container.sessions, readonly=True) as session:
-            attempts = session.scalars(
-                select(SyncRequest.attempts).where(SyncRequest.id.in_([r.sync_id for r in requested]))
-            ).all()
-        out.notes["syncs needing >1 attempt"] = sum(1 for a in attempts if a > 1)
+        out.notes.update(_retry_notes(s.container, requested))
         return out
 
 
@@ -627,12 +624,7 @@ def intake(base: str, reference: str, client: httpx.Client | None = None) -> int
 
 def announced_ids(slack: MockSlackServer) -> set[int]:
     """Applications whose announcement Slack accepted."""
-    found: set[int] = set()
-    for c in slack.calls("chat.postMessage"):
-        text = str(c.args.get("text") or "")
-        if c.ok and not c.args.get("thread_ts") and text.startswith("Credit application #"):
-            found.add(int(text.removeprefix("Credit application #").split(" ", 1)[0]))
-    return found
+    return {a for c in slack.calls("chat.postMessage") if c.ok and (a := announcement_of(c)) is not None}
 
 
 def slack_429(
@@ -743,31 +735,34 @@ def _syncs_outcome(name: str, s: Stack, requested: list[Requested], started: flo
     )
     if not settled:
         out.problems.append(f"not settled: {statuses(s.container, [r.sync_id for r in requested])}")
-    with transaction(s.container.sessions, readonly=True) as session:
-        attempts = session.scalars(
-            select(SyncRequest.attempts).where(SyncRequest.id.in_([r.sync_id for r in requested]))
+    out.notes.update(_retry_notes(s.container, requested))
+    return out
+
+
+def _retry_notes(container: Container, requested: list[Requested]) -> dict[str, Any]:
+    """How many syncs needed more than one attempt, the retries by kind, and the commonest last errors."""
+    ids = [r.sync_id for r in requested]
+    with transaction(container.sessions, readonly=True) as session:
+        rows = session.execute(
+            select(SyncRequest.attempts, SyncRequest.last_error).where(SyncRequest.id.in_(ids))
         ).all()
         actions = Counter(
             session.scalars(
                 select(AuditEvent.action).where(
                     AuditEvent.entity_type == "sync",
-                    AuditEvent.entity_id.in_([str(r.sync_id) for r in requested]),
+                    AuditEvent.entity_id.in_([str(i) for i in ids]),
                     AuditEvent.action.in_(["sync.reclaimed", "sync.retry_scheduled", "sync.failed"]),
                 )
             ).all()
         )
-        errors = Counter(
-            (e or "")[:60]
-            for e in session.scalars(
-                select(SyncRequest.last_error).where(SyncRequest.id.in_([r.sync_id for r in requested]))
-            ).all()
-            if e
-        )
-    out.notes["syncs needing >1 attempt"] = sum(1 for a in attempts if a > 1)
-    out.notes["retries"] = dict(actions) or "none"
+    notes: dict[str, Any] = {
+        "syncs needing >1 attempt": sum(1 for attempts, _ in rows if attempts > 1),
+        "retries": dict(actions) or "none",
+    }
+    errors = Counter(error[:60] for _, error in rows if error)
     if errors:
-        out.notes["last errors"] = dict(errors.most_common(3))
-    return out
+        notes["last errors"] = dict(errors.most_common(3))
+    return notes
 
 
 def worker_kill(
@@ -1040,8 +1035,8 @@ def load(
             threading.Thread(target=watch_announcements, daemon=True),
             threading.Thread(target=sample, daemon=True),
         ]
-        for t in threads:
-            t.start()
+        for watcher in threads:
+            watcher.start()
         warm = time.monotonic() + min(20.0, minutes * 60 / 6)
         rss_start: dict[str, int] = {}
         load_started = time.monotonic()
@@ -1062,8 +1057,8 @@ def load(
         load_seconds = time.monotonic() - load_started
         rss_end = _rss(s)
         stop.set()
-        for t in threads:
-            t.join(10)
+        for watcher in threads:
+            watcher.join(10)
         if not rss_start:
             rss_start = rss_end
         # Every owed Slack message should arrive (announcements by the worker, updates on the outbox).

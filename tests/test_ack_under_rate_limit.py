@@ -44,7 +44,14 @@ from bot.slack_app import EVENTS_PATH, SlackConfig, build_bolt_app
 from bot.web import create_app
 from handlers.common import MODAL_NOT_OPENED
 from tests.conftest import valid_application
-from tests.harness import ANALYST_ID, BOT_TOKEN, CHANNEL, SIGNING_SECRET, details_body, signed_headers
+from tests.harness import (
+    ANALYST_ID,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    details_body,
+    signed_headers,
+    slack_settings,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -136,14 +143,7 @@ def test_an_ack_followed_by_a_failure_is_still_the_answer(slack: MockSlackServer
 
 
 def desk(container_factory: Any, database_url: str, slack: MockSlackServer) -> tuple[Container, httpx.Client]:
-    container: Container = container_factory(
-        database_url=database_url,
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=slack.url,
-        analysts=ANALYST_ID,
-        analysts_channel=CHANNEL,
-    )
+    container: Container = container_factory(database_url=database_url, **slack_settings(slack.url))
     assert container.bolt is not None
     container.bolt.listener_runner.listener_executor = InlineExecutor()
     http = httpx.Client(transport=httpx.WSGITransport(app=create_app(container)), base_url="http://desk.test")

@@ -228,26 +228,29 @@ class Killed(BaseException):
     """The process dies (not an error anything catches)."""
 
 
-def die_before_recording(notifier_: SlackNotifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The holder posts and is killed before it records the delivery: the one window a lease cannot close."""
+def posted_then_killed(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> int:
+    """An approval whose holder posts its thread line and is killed before it records the delivery: the one
+    window a lease cannot close. Returns the application's id."""
+    app_id = desk.submit()
+    decided = approve(desk, app_id)
 
     def killed(*_: Any, **__: Any) -> bool:
         raise Killed
 
-    monkeypatch.setattr(notifier_, "_settle", killed)
+    with monkeypatch.context() as m:
+        m.setattr(notifier(desk), "_settle", killed)
+        with pytest.raises(Killed):
+            notifier(desk).deliver(app_id, decided.owed)
+    assert len(thread_lines(desk, app_id)) == 1  # Slack has it; the row does not know
+    assert rows(desk, app_id)[0].done_at is None
+    return app_id
 
 
 def test_a_line_posted_just_before_its_holder_died_is_not_posted_again(
     desk: Desk, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app_id = desk.submit()
-    decided = approve(desk, app_id)
-    with monkeypatch.context() as m:
-        die_before_recording(notifier(desk), m)
-        with pytest.raises(Killed):
-            notifier(desk).deliver(app_id, decided.owed)
-    (line,) = thread_lines(desk, app_id)  # Slack has it; the row does not know
-    assert rows(desk, app_id)[0].done_at is None
+    app_id = posted_then_killed(desk, monkeypatch)
+    (line,) = thread_lines(desk, app_id)
     clock.advance(OUTBOX_LEASE + timedelta(seconds=1))
     assert notifier(desk).deliver_due() == 1  # reads the thread back, finds its line by metadata
     assert thread_lines(desk, app_id) == [line]
@@ -266,12 +269,7 @@ def test_without_the_history_scope_a_redelivered_line_is_posted_rather_than_lost
 ) -> None:
     """A workspace that installed the app before it asked for channels:history: the thread cannot be read
     back, so the line is posted again (at least once, never lost)."""
-    app_id = desk.submit()
-    decided = approve(desk, app_id)
-    with monkeypatch.context() as m:
-        die_before_recording(notifier(desk), m)
-        with pytest.raises(Killed):
-            notifier(desk).deliver(app_id, decided.owed)
+    app_id = posted_then_killed(desk, monkeypatch)
     desk.slack.fail_next("conversations.replies", error="missing_scope")
     clock.advance(OUTBOX_LEASE + timedelta(seconds=1))
     assert notifier(desk).deliver_due() == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis
 
 from bot import jobs
 from storage.redis import make_redis
@@ -120,14 +121,20 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path, fresh_database) 
     assert "embedded_worker.start" not in log
 
 
-@pytest.mark.services
-def test_worker_command_runs_queued_jobs(tmp_path: Path) -> None:
+def real_redis() -> Redis:
+    """The real Redis, emptied (a worker process cannot share the tests' in-process stand-in)."""
     redis = make_redis(REDIS_URL)
     try:
         redis.ping()
     except Exception as exc:
         service_unavailable("Redis", exc)
     redis.flushdb()
+    return redis
+
+
+@pytest.mark.services
+def test_worker_command_runs_queued_jobs(tmp_path: Path) -> None:
+    redis = real_redis()
     job = jobs.queue(redis).enqueue(jobs.record_heartbeat, "from-worker-process")
     env = _env(DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}", REDIS_URL=REDIS_URL)
     done = subprocess.run(
@@ -144,15 +151,11 @@ def test_worker_command_runs_queued_jobs(tmp_path: Path) -> None:
     redis.flushdb()
 
 
+@pytest.mark.services
 def test_threaded_worker_stops_on_sigterm_while_idle(tmp_path: Path) -> None:
     """`credit-desk worker` with job threads, idle, stops soon after SIGTERM (it used to wait out each
     thread's 60 s join: RQ's idle wait never looked at the stop flag)."""
-    redis = make_redis(REDIS_URL)
-    try:
-        redis.ping()
-    except Exception as exc:
-        service_unavailable("Redis", exc)
-    redis.flushdb()
+    redis = real_redis()
     env = _env(DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}", REDIS_URL=REDIS_URL, WORKER_THREADS="3")
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(

@@ -48,9 +48,6 @@ from tests import scenarios
 from tests.conftest import valid_application
 from tests.harness import (
     ANALYST_ID,
-    BOT_TOKEN,
-    CHANNEL,
-    SIGNING_SECRET,
     PostgresCluster,
     approve_body,
     background,
@@ -58,6 +55,7 @@ from tests.harness import (
     postgres_bin_dir,
     reject_body,
     signed_headers,
+    slack_settings,
     slack_tally,
     wait_until,
 )
@@ -105,14 +103,7 @@ def submit(container: Container, reference: str) -> int:
 def test_slack_429s_delay_messages_but_lose_and_double_none(
     database_url: str, container_factory: Any, slack: MockSlackServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    container: Container = container_factory(
-        database_url=database_url,
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=slack.url,
-        analysts=ANALYST_ID,
-        analysts_channel=CHANNEL,
-    )
+    container: Container = container_factory(database_url=database_url, **slack_settings(slack.url))
     http = httpx.Client(transport=httpx.WSGITransport(app=create_app(container)), base_url="http://desk.test")
     decided = [submit(container, f"rl-{n}") for n in range(6)]
     run_jobs(container)  # announced before the storm: the analysts can see them and decide

@@ -34,6 +34,7 @@ from netsuite.emulator import EmulatorServer
 from storage.db import transaction
 from storage.models import NsCustomer, SlackMessage, SyncRequest
 from tests.conftest import AUTH, INTAKE_TOKEN, valid_application
+from tests.harness import link_values
 from tests.slack_checks import check_message, check_view
 
 SECRET = "link-signing-secret"
@@ -167,27 +168,6 @@ def a_customer(desk: Desk) -> NsCustomer:
 
 def ref(app_id: int) -> str:
     return json.dumps({"a": app_id}, separators=(",", ":"))
-
-
-def link_values(mode: str, customer: int | None = None, confirm_new: bool = False) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        BlockId.LINK_MODE: {
-            ActionId.LINK_MODE: {"type": "radio_buttons", "selected_option": {"value": mode}}
-        },
-        BlockId.LINK_CUSTOMER: {
-            ActionId.LINK_CUSTOMER: {
-                "type": "external_select",
-                "selected_option": {"value": str(customer)} if customer else None,
-            }
-        },
-        BlockId.LINK_CONFIRM_NEW: {
-            ActionId.LINK_CONFIRM_NEW: {
-                "type": "checkboxes",
-                "selected_options": [{"value": "yes"}] if confirm_new else [],
-            }
-        },
-    }
-    return values
 
 
 def pick_values(view: dict[str, Any], fields: list[str] | None = None) -> dict[str, Any]:
