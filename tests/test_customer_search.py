@@ -548,11 +548,9 @@ def seed_harbors(sessions: sessionmaker[Session]) -> None:
             add_customer(s, internal_id, name)
 
 
-def test_a_name_typed_right_skips_the_typo_stage_and_ranks_as_before(
-    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seed_harbors(sessions)
-    typo_stage_queries: list[list[str]] = []
+def spy_on_typo_stage(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The query words of each run of the typo stage, recorded (the stage still runs)."""
+    runs: list[list[str]] = []
     real_one_typo = CustomerSearch._one_typo
 
     def spy(
@@ -562,10 +560,18 @@ def test_a_name_typed_right_skips_the_typo_stage_and_ranks_as_before(
         *,
         sales_rep_id: int | None,
     ) -> object:
-        typo_stage_queries.append(words)
+        runs.append(words)
         return real_one_typo(repo, vocabulary, words, sales_rep_id=sales_rep_id)
 
     monkeypatch.setattr(CustomerSearch, "_one_typo", staticmethod(spy))
+    return runs
+
+
+def test_a_name_typed_right_skips_the_typo_stage_and_ranks_as_before(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_harbors(sessions)
+    typo_stage_queries = spy_on_typo_stage(monkeypatch)
     search = CustomerSearch(sessions)
 
     found = search.search("harbor")
@@ -594,20 +600,7 @@ def test_a_page_of_cities_needs_no_typo_stage(
         for i in range(3):
             add_customer(s, 9150 + i, f"Desert Supply {i}", city="Tempe", state="AZ")
         add_customer(s, 9160, "Tenpe Tools")  # one typo from the city's name
-    typo_stage_runs: list[list[str]] = []
-    real_one_typo = CustomerSearch._one_typo
-
-    def spy(
-        repo: CustomerSearchRepository,
-        vocabulary: NameVocabulary,
-        words: list[str],
-        *,
-        sales_rep_id: int | None,
-    ) -> object:
-        typo_stage_runs.append(words)
-        return real_one_typo(repo, vocabulary, words, sales_rep_id=sales_rep_id)
-
-    monkeypatch.setattr(CustomerSearch, "_one_typo", staticmethod(spy))
+    typo_stage_runs = spy_on_typo_stage(monkeypatch)
     search = CustomerSearch(sessions)
     found = search.search("tempe", limit=3)  # three cities fill the page
     assert typo_stage_runs == []

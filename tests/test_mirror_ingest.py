@@ -375,18 +375,25 @@ def test_the_suiteql_time_zone_setting_is_applied(database_url: str) -> None:
             engine.dispose()
 
 
+def fts_rows_matching(env: Env, word: str) -> list[Any]:
+    """Rows of SQLite's trigram search index matching ``word``, after FTS5's integrity check (which raises
+    if the index and the table disagree)."""
+    with env.engine.connect() as conn:
+        conn.execute(text("INSERT INTO ns_customers_fts(ns_customers_fts) VALUES ('integrity-check')"))
+        return list(
+            conn.execute(
+                text("SELECT rowid FROM ns_customers_fts WHERE ns_customers_fts MATCH :q"), {"q": f'"{word}"'}
+            ).all()
+        )
+
+
 def test_upserts_keep_the_sqlite_search_index_consistent(env: Env) -> None:
     if env.engine.dialect.name != "sqlite":
         pytest.skip("the FTS5 index is SQLite's")
     env.ingest().run()
     env.state.edit_customer(1010, company_name="Quetzalcoatl Trading LLC")
     env.ingest().run()
-    with env.engine.connect() as conn:
-        conn.execute(text("INSERT INTO ns_customers_fts(ns_customers_fts) VALUES ('integrity-check')"))
-        found = conn.execute(
-            text("SELECT rowid FROM ns_customers_fts WHERE ns_customers_fts MATCH :q"),
-            {"q": '"quetzalcoatl"'},
-        ).all()
+    found = fts_rows_matching(env, "quetzalcoatl")  # after FTS5's own integrity check
     assert found == [(1010,)]
 
 
@@ -879,12 +886,7 @@ def test_the_sqlite_search_index_stays_consistent_with_small_statements(
     env.ingest().run()
     env.state.edit_customer(1011, company_name="Quetzalcoatl Trading LLC")
     env.ingest().run(full=True)
-    with env.engine.connect() as conn:
-        conn.execute(text("INSERT INTO ns_customers_fts(ns_customers_fts) VALUES ('integrity-check')"))
-        found = conn.execute(
-            text("SELECT rowid FROM ns_customers_fts WHERE ns_customers_fts MATCH :q"),
-            {"q": '"quetzalcoatl"'},
-        ).all()
+    found = fts_rows_matching(env, "quetzalcoatl")  # after FTS5's own integrity check
     assert found == [(1011,)]
     assert_mirror_matches(env)
 
