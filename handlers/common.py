@@ -38,16 +38,16 @@ def button_application_id(body: dict[str, Any], respond: Respond | None, client:
 
 def open_modal(
     body: dict[str, Any], respond: Respond | None, client: WebClient, view: dict[str, Any]
-) -> bool:
-    """Open ``view`` for the click in ``body``; False if Slack refused (logged, and the person told if Slack
-    lets us).
+) -> dict[str, Any] | None:
+    """Open ``view`` for the click in ``body``: the opened view (its id and hash, for a later
+    ``views.update``), or None if Slack refused (logged, and the person told if Slack lets us).
 
     A refused ``views.open`` is expected now and then: Slack answers 429 when the app opens too many modals,
     and a ``trigger_id`` dies 3 s after the click. Nothing is owed afterwards (the trigger cannot be used
     again; the person clicks again), so it is a warning, not a listener error.
     """
     try:
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        opened = client.views_open(trigger_id=body["trigger_id"], view=view)
     except SlackApiError as exc:
         response = exc.response
         log.warning(
@@ -58,5 +58,6 @@ def open_modal(
         )
         with contextlib.suppress(SlackApiError):  # Slack may be refusing our messages too
             tell(body, respond, client, MODAL_NOT_OPENED)
-        return False
-    return True
+        return None
+    found = opened.get("view")
+    return found if isinstance(found, dict) else {}

@@ -25,7 +25,7 @@ from blocks.sync import (
 from bot.decisions.policy import Role
 from bot.decisions.service import NotAllowed
 from bot.sync.service import InvalidSyncRequest
-from handlers.common import button_application_id, tell
+from handlers.common import button_application_id, open_modal, tell
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -58,10 +58,10 @@ def register(app: App, container: Container) -> None:
         tell(body, respond, client, why)
         return False
 
-    def open_pick(trigger_id: str, client: WebClient, application_id: int) -> None:
-        client.views_open(
-            trigger_id=trigger_id, view=pick_modal(sync.comparison(application_id), schedule_text)
-        )
+    def open_pick(
+        body: dict[str, Any], respond: Respond | None, client: WebClient, application_id: int
+    ) -> None:
+        open_modal(body, respond, client, pick_modal(sync.comparison(application_id), schedule_text))
 
     @app.action(ActionId.LINK)
     def link_clicked(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
@@ -76,8 +76,9 @@ def register(app: App, container: Container) -> None:
             tell(body, respond, client, "Approve or reject the application first; then link it to NetSuite.")
             return
         # Open at once (the trigger lives 3 s), then add the suggestions, which take a few searches.
-        opened = client.views_open(trigger_id=body["trigger_id"], view=link_modal(state.application, []))
-        view = opened.get("view") or {}
+        view = open_modal(body, respond, client, link_modal(state.application, []))
+        if view is None:
+            return
         try:
             suggestions = suggester.for_application_id(app_id)
             if suggestions:
@@ -205,7 +206,7 @@ def register(app: App, container: Container) -> None:
         if app_id is None:
             return
         if allowed(body, respond, client, "sync to NetSuite", app_id):
-            open_pick(body["trigger_id"], client, app_id)
+            open_pick(body, respond, client, app_id)
 
     def sync_button(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient, verb: str) -> None:
         ack()

@@ -36,6 +36,7 @@ from blocks.utilization import (
     notice_modal,
 )
 from bot.utilization.service import Dashboard, Notice, UtilizationService
+from handlers.common import open_modal
 
 if TYPE_CHECKING:
     from bot.container import Container
@@ -123,14 +124,11 @@ def register(app: App, container: Container) -> None:
         try:
             ref = load_customer_ref(body["actions"][0].get("value"))
         except (MetadataError, KeyError, IndexError):
-            client.views_open(
-                trigger_id=body["trigger_id"],
-                view=notice_modal("That button no longer works. Run `/utilization`."),
-            )
+            open_modal(body, None, client, notice_modal("That button no longer works. Run `/utilization`."))
             return
         found = service.prefill(body["user"]["id"], ref.c, client)
         view = notice_modal(found.text) if isinstance(found, Notice) else increase_modal(found)
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        open_modal(body, None, client, view)
 
     @app.view(INCREASE_CALLBACK)
     def request_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:

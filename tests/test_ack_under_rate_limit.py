@@ -214,3 +214,28 @@ def test_approve_click_is_answered_while_slack_refuses_views_open(
     assert post(http, body).status_code == 200
     assert slack.rate_limited() == 1
     assert dms_to_analyst(slack) == [MODAL_NOT_OPENED]
+
+
+def home_click(action_id: str, app_id: int) -> bytes:
+    payload = block_actions_payload(
+        [button_action(action_id, json.dumps({"a": app_id}))],
+        user_id=ANALYST_ID,
+        view={"id": "V0ACKTEST3", "type": "home", "blocks": [], "state": {"values": {}}},
+        trigger_id=new_trigger_id(),
+    )
+    return interaction_body(payload).encode()
+
+
+def test_link_click_is_answered_while_slack_refuses_views_open(
+    database_url: str, container_factory: Any, slack: MockSlackServer
+) -> None:
+    """Every modal the handlers open goes through one path: Link to NetSuite Record too."""
+    container, http = desk(container_factory, database_url, slack)
+    app_id = submitted(container, "ack-4")
+    assert container.decisions is not None and container.roles is not None
+    container.decisions.reject(app_id, container.roles.actor(ANALYST_ID), reason="no references")
+    slack.rate_limit(["views.open"], 60, retry_after=1)
+    assert post(http, home_click(ActionId.LINK, app_id)).status_code == 200
+    assert slack.rate_limited() == 1
+    assert dms_to_analyst(slack) == [MODAL_NOT_OPENED]
+    assert slack.calls("views.update") == []  # nothing to add suggestions to
