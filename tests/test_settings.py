@@ -43,11 +43,19 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert s.effective_web_workers == 2
 
 
-def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORT", "not-a-port")
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "not-a-port"),
+        ("OUTBOX_LEASE_SECONDS", "10"),  # shorter than one delivery may take: two deliverers could post
+        ("OUTBOX_REPAIR_SECONDS", "0"),
+    ],
+)
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
     result = CliRunner().invoke(app, ["config"])
     assert result.exit_code == 2
-    assert "PORT" in result.output
+    assert name in result.output
 
 
 def test_secrets_never_shown(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
