@@ -695,6 +695,15 @@ def existing_customers(container: Container, count: int) -> list[int]:
     return list(ids)
 
 
+def submit_application(container: Container, reference: str, **fields: Any) -> int:
+    """A valid application submitted as the intake API does (no Slack request involved); its id."""
+    assert container.applications is not None
+    body = valid_application(reference, **fields)
+    return container.applications.submit(
+        ApplicationIn.model_validate(body), source="api", actor="test"
+    ).application.id
+
+
 def plan_applications(container: Container, run: str, new: int, existing: list[int]) -> list[Planned]:
     """Submit and approve ``new`` applications for new customers and one per ``existing``
     customer (the two kinds take turns)."""

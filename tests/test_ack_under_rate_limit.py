@@ -30,7 +30,6 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from sqlalchemy.exc import OperationalError
 
 from blocks.ids import ActionId
-from bot.applications.schemas import ApplicationIn
 from bot.container import Container
 from bot.sandbox.signing import (
     SignedSlackClient,
@@ -43,7 +42,6 @@ from bot.sandbox.slack_api import MockSlackServer, SlackUser
 from bot.slack_app import EVENTS_PATH, SlackConfig, build_bolt_app
 from bot.web import create_app
 from handlers.common import MODAL_NOT_OPENED
-from tests.conftest import valid_application
 from tests.harness import (
     ANALYST_ID,
     BOT_TOKEN,
@@ -51,6 +49,7 @@ from tests.harness import (
     details_body,
     signed_headers,
     slack_settings,
+    submit_application,
 )
 
 P = ParamSpec("P")
@@ -151,11 +150,7 @@ def desk(container_factory: Any, database_url: str, slack: MockSlackServer) -> t
 
 
 def submitted(container: Container, reference: str) -> int:
-    assert container.applications is not None
-    body = valid_application(reference, business_name=f"Ack {reference} Supply LLC")
-    return container.applications.submit(
-        ApplicationIn.model_validate(body), source="api", actor="test"
-    ).application.id
+    return submit_application(container, reference, business_name=f"Ack {reference} Supply LLC")
 
 
 def post(http: httpx.Client, body: bytes) -> httpx.Response:

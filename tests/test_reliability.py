@@ -39,13 +39,11 @@ import httpx
 import pytest
 
 from bot import jobs
-from bot.applications.schemas import ApplicationIn
 from bot.container import Container
 from bot.sandbox.slack_api import MockSlackServer, SlackUser
 from bot.web import create_app
 from bot.worker import ThreadWorker
 from tests import scenarios
-from tests.conftest import valid_application
 from tests.harness import (
     ANALYST_ID,
     PostgresCluster,
@@ -57,6 +55,7 @@ from tests.harness import (
     signed_headers,
     slack_settings,
     slack_tally,
+    submit_application,
     wait_until,
 )
 
@@ -93,11 +92,7 @@ def run_jobs(container: Container) -> None:
 
 
 def submit(container: Container, reference: str) -> int:
-    assert container.applications is not None
-    body = valid_application(reference, business_name=f"Ratelimit {reference} Supply LLC")
-    return container.applications.submit(
-        ApplicationIn.model_validate(body), source="api", actor="test"
-    ).application.id
+    return submit_application(container, reference, business_name=f"Ratelimit {reference} Supply LLC")
 
 
 def test_slack_429s_delay_messages_but_lose_and_double_none(
